@@ -1,0 +1,274 @@
+"""The engine's operations over a backend: batching, threads, codecs and progress, written once.
+
+Faces (CloudFiles, CloudFile, dl, the CLI, Dask) call these; these call only the backend contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, islice
+from typing import Any
+
+from .. import compression
+from ..backends.base import Backend, PutMeta, batched
+from ..exceptions import DecompressionError, ReadOnlyBackendError
+from . import scheduler
+from .jobs import PutUnit, ReadUnit
+from .progress import Progress
+
+
+class Runner:
+    """How to run work for one call: thread budget, green or not, and where progress goes."""
+
+    __slots__ = ("num_threads", "green", "progress")
+
+    def __init__(self, num_threads: int, green: bool, progress: Progress):
+        self.num_threads = num_threads
+        self.green = green
+        self.progress = progress
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.close()
+
+    def threads(self, cap: int | None) -> int:
+        return self.num_threads if cap is None else min(cap, self.num_threads)
+
+    def run(self, fn: Callable[[Any], Any], units: Iterable[Any], cap: int | None) -> list[Any]:
+        return scheduler.run(fn, units, self.threads(cap), self.green)
+
+
+# -- reads ------------------------------------------------------------------------------------------
+def get_one(backend: Backend, unit: ReadUnit, raw: bool) -> dict:
+    """Fetch one key; the result dict CloudFiles.get returns for it. Errors propagate."""
+    blob = backend.get(unit.path, unit.start, unit.end)
+    content = encoding = None
+    if blob is not None:
+        encoding = blob.encoding
+        content = blob.content
+        if encoding and not raw:
+            if unit.ranged:
+                raise DecompressionError(
+                    f"{unit.path!r} is stored with {encoding} encoding; byte range "
+                    f"[{unit.start}:{unit.end}] applies to the stored bytes and cannot be decoded "
+                    f"on its own. Pass raw=True to receive the stored bytes."
+                )
+            content = compression.decompress(content, encoding, unit.path)
+    return {
+        "path": unit.path,
+        "content": content,
+        "byte_range": (unit.start, unit.end),
+        "error": None,
+        "compress": encoding,
+        "raw": raw,
+        "tags": unit.tags,
+    }
+
+
+def _nbytes(content: Any) -> int:
+    return len(content) if isinstance(content, (bytes, bytearray, memoryview, str)) else 0
+
+
+def get_many(backend: Backend, units: Iterable[ReadUnit], raw: bool, runner: Runner, raise_errors: bool = True) -> list[dict]:
+    progress = runner.progress
+
+    def job(unit: ReadUnit) -> dict:
+        try:
+            result = get_one(backend, unit, raw)
+        except Exception as e:
+            if raise_errors:
+                raise
+            result = {
+                "path": unit.path,
+                "content": None,
+                "byte_range": (unit.start, unit.end),
+                "error": e,
+                "compress": None,
+                "raw": raw,
+                "tags": unit.tags,
+            }
+        progress.advance(1, _nbytes(result["content"]))
+        return result
+
+    return runner.run(job, units, backend.read_threads)
+
+
+# -- writes -----------------------------------------------------------------------------------------
+def require_writable(backend: Backend) -> None:
+    if not backend.writable:
+        raise ReadOnlyBackendError(f"{backend.describe()} is read-only: it cannot write or delete.")
+
+
+def _encode(unit: PutUnit) -> tuple[Any, str | None]:
+    """The bytes to store for ``unit`` and their encoding."""
+    content = unit.content
+    encoding = compression.normalize_encoding(unit.compress)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if unit.raw:
+        return content, encoding
+    if hasattr(content, "read"):
+        if encoding is None:
+            return content, None  # streamed as is by the backend
+        content = content.read()
+    if not isinstance(content, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"Content for {unit.path!r} must be bytes, str or a binary file handle, got "
+            f"{type(content).__name__}. Use put_json for JSON-serialisable objects, or raw=True on "
+            f"mem:// to store Python objects as they are."
+        )
+    if encoding is not None:
+        content = compression.compress(content, encoding, unit.compression_level)
+    return content, encoding
+
+
+def put_one(backend: Backend, unit: PutUnit) -> int:
+    content, encoding = _encode(unit)
+    meta = PutMeta(unit.content_type, encoding, unit.cache_control, unit.storage_class)
+    backend.put(unit.path, content, meta)
+    return _nbytes(content)
+
+
+def put_many(backend: Backend, units: Iterable[PutUnit], runner: Runner) -> int:
+    require_writable(backend)
+    progress = runner.progress
+
+    def job(unit: PutUnit) -> None:
+        progress.advance(1, put_one(backend, unit))
+
+    return len(runner.run(job, units, backend.write_threads))
+
+
+# -- metadata -----------------------------------------------------------------------------------------
+def exists_many(backend: Backend, keys: Iterable[str], runner: Runner) -> dict[str, bool]:
+    progress = runner.progress
+
+    def job(batch: list[str]) -> dict[str, bool]:
+        found = backend.exists_many(batch)
+        progress.advance(len(batch))
+        return found
+
+    out: dict[str, bool] = {}
+    for found in runner.run(job, batched(keys, backend.exists_batch_size), backend.read_threads):
+        out.update(found)
+    return out
+
+
+def per_key(backend: Backend, fn: Callable[[str], Any], keys: Iterable[str], runner: Runner) -> dict[str, Any]:
+    """``{key: fn(key)}`` over the read thread budget (head, size)."""
+    progress = runner.progress
+
+    def job(key: str) -> tuple[str, Any]:
+        value = fn(key)
+        progress.advance(1)
+        return key, value
+
+    return dict(runner.run(job, keys, backend.read_threads))
+
+
+def delete_many(backend: Backend, keys: Iterable[str], runner: Runner) -> int:
+    require_writable(backend)
+    progress = runner.progress
+
+    def job(batch: list[str]) -> int:
+        backend.delete_many(batch)
+        progress.advance(len(batch))
+        return len(batch)
+
+    return sum(runner.run(job, batched(keys, backend.delete_batch_size), backend.write_threads))
+
+
+def list_keys(backend: Backend, prefix: str, flat: bool, size: bool) -> Iterator[tuple[str, int | None]]:
+    """Backend listing plus the rule that a flat listing of ``dir`` (no slash) whose only match is
+    the directory ``dir/`` lists inside it, as object stores re-query with the slash."""
+    listing = backend.list(prefix, flat, size)
+    if not flat or not prefix or prefix.endswith("/"):
+        return listing
+    head = list(islice(listing, 2))
+    if len(head) == 1 and head[0][0] == prefix + "/":
+        return backend.list(prefix + "/", flat, size)
+    return chain(head, listing)
+
+
+# -- transfers ----------------------------------------------------------------------------------------
+def transfer(
+    src: Backend,
+    dest: Backend,
+    pairs: Iterable[tuple[str, str]],
+    runner: Runner,
+    *,
+    block_size: int = 64,
+    reencode: Any = None,
+    content_type: str | None = None,
+    allow_missing: bool = False,
+) -> int:
+    """Copy ``(src_key, dest_key)`` pairs; returns the number of files written.
+
+    Same-kind backends that can copy without the bytes passing through Python (file->file kernel
+    copy, mem->mem) do so when the encoding is kept. Otherwise, in blocks of ``block_size``: read
+    the stored bytes (raw), re-encode only if asked, and write them raw with their encoding, so data
+    is never decompressed and recompressed needlessly. Memory is bounded by ``block_size`` objects.
+
+    ``reencode``: None keeps the stored encoding; False, ``""`` or ``"none"`` stores the data
+    decoded; a codec name re-encodes (objects already in that encoding pass through untouched).
+    """
+    require_writable(dest)
+    keep = reencode is None
+    if keep and content_type is None and src.can_copy_to(dest):
+        return _transfer_by_copy(src, dest, pairs, runner, allow_missing)
+    target = None if keep or reencode in (False, "", "none") else compression.normalize_encoding(reencode)
+    inner = Runner(runner.num_threads, runner.green, Progress())
+    written = 0
+    for block in batched(pairs, block_size):
+        units = [ReadUnit(s, tags=d) for s, d in block]
+        got = get_many(src, units, raw=True, runner=inner)
+        for result in got:
+            if result["content"] is None:
+                if not allow_missing:
+                    raise FileNotFoundError(f"Transfer source {src.url(result['path'])} does not exist.")
+                result["content"], result["compress"] = b"", None
+        if not keep:
+            got = compression.transcode(got, target, in_place=True)
+        to_put = [PutUnit(r["tags"], r["content"], content_type, r["compress"], raw=True) for r in got]
+        put_many(dest, to_put, inner)
+        written += len(to_put)
+        runner.progress.advance(len(to_put), sum(_nbytes(u.content) for u in to_put))
+    return written
+
+
+def _transfer_by_copy(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: Runner, allow_missing: bool) -> int:
+    progress = runner.progress
+
+    def job(pair: tuple[str, str]) -> None:
+        src_key, dest_key = pair
+        nbytes = src.copy_to(src_key, dest, dest_key)
+        if nbytes is None:
+            if not allow_missing:
+                raise FileNotFoundError(f"Transfer source {src.url(src_key)} does not exist.")
+            dest.put(dest_key, b"", PutMeta())
+            nbytes = 0
+        progress.advance(1, nbytes)
+
+    return len(runner.run(job, pairs, dest.write_threads))
+
+
+def move(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: Runner, block_size: int = 64) -> int:
+    """Rename where both sides allow it; otherwise copy a block, then delete that block's sources."""
+    require_writable(src)
+    require_writable(dest)
+    if src.can_rename_to(dest):
+        progress = runner.progress
+
+        def job(pair: tuple[str, str]) -> None:
+            if not src.rename_to(pair[0], dest, pair[1]):
+                raise FileNotFoundError(f"Move source {src.url(pair[0])} does not exist.")
+            progress.advance(1)
+
+        return len(runner.run(job, pairs, dest.write_threads))
+    moved = 0
+    for block in batched(pairs, block_size):
+        moved += transfer(src, dest, block, runner, block_size=block_size)
+        src.delete_many([s for s, _ in block])
+    return moved

@@ -1,0 +1,135 @@
+"""Run one function over many work units: on the calling thread, OS threads, or gevent greenlets.
+
+Rules (see ARCHITECTURE.md, "Concurrency rules of thumb"):
+- one unit, or a concurrency of 0 or 1, runs on the calling thread: no pool cost;
+- the thread count is clamped to the number of units when that number is known;
+- workers pull from the shared input iterator, so a generator of any length is consumed lazily
+  and no per-unit future is allocated;
+- the first error stops the run (workers finish the unit in hand, take no new one) and is
+  re-raised on the calling thread; later errors are attached to it as notes;
+- results come back in input order.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def gevent_active() -> bool:
+    """True when gevent monkey-patching is in effect (without importing gevent otherwise)."""
+    if "gevent" not in sys.modules:
+        return False
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - half-installed gevent
+        return False
+    return bool(monkey.is_anything_patched())
+
+
+def resolve_green(green: bool | None) -> bool:
+    """``None`` means: green threads if and only if gevent has monkey-patched this process."""
+    if green is None:
+        return gevent_active()
+    if green:
+        try:
+            import gevent  # noqa: F401
+        except ImportError as e:
+            raise ImportError(
+                "green=True needs gevent: pip install 'cloudfiles-dask[green]'"
+            ) from e
+    return bool(green)
+
+
+def run(
+    fn: Callable[[T], R],
+    units: Iterable[T],
+    concurrency: int,
+    green: bool = False,
+) -> list[R]:
+    """``[fn(u) for u in units]`` with up to ``concurrency`` workers, results in input order."""
+    size = len(units) if hasattr(units, "__len__") else None  # type: ignore[arg-type]
+    if size is not None:
+        concurrency = min(concurrency, size)
+    if concurrency <= 1:
+        return [fn(unit) for unit in units]
+    if green:
+        return _run_green(fn, units, concurrency)
+    return _run_threads(fn, units, concurrency)
+
+
+def _raise_first(errors: list[BaseException]) -> None:
+    first = errors[0]
+    if len(errors) > 1 and hasattr(first, "add_note"):
+        first.add_note(f"({len(errors) - 1} more error(s) in other workers of the same call)")
+    raise first
+
+
+def _run_threads(fn: Callable[[T], R], units: Iterable[T], concurrency: int) -> list[R]:
+    source = enumerate(units)
+    take = threading.Lock()
+    done: list[tuple[int, R]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            with take:
+                try:
+                    index, unit = next(source)
+                except StopIteration:
+                    return
+                except BaseException as e:  # the caller's generator failed
+                    errors.append(e)
+                    stop.set()
+                    return
+            try:
+                done.append((index, fn(unit)))
+            except BaseException as e:
+                errors.append(e)
+                stop.set()
+                return
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.25)  # a timed join keeps Ctrl-C working
+    except BaseException:
+        stop.set()
+        raise
+    if errors:
+        _raise_first(errors)
+    done.sort(key=lambda pair: pair[0])
+    return [result for _, result in done]
+
+
+def _run_green(fn: Callable[[T], R], units: Iterable[T], concurrency: int) -> list[R]:
+    import gevent.pool
+
+    pool = gevent.pool.Pool(concurrency)
+    greenlets = []
+    errors: list[BaseException] = []
+
+    def collect(greenlet: Any) -> None:
+        if greenlet.exception is not None:
+            errors.append(greenlet.exception)
+
+    for unit in units:
+        if errors:
+            break
+        greenlet = pool.spawn(fn, unit)  # blocks while the pool is full
+        greenlet.link_exception(collect)
+        greenlets.append(greenlet)
+    pool.join()
+    errors = [g.exception for g in greenlets if g.exception is not None]
+    if errors:
+        _raise_first(errors)
+    return [greenlet.value for greenlet in greenlets]

@@ -1,0 +1,211 @@
+"""The backend contract and the lazy protocol registry.
+
+A backend speaks one storage protocol and knows nothing of threads, compression codecs, retries,
+integrity checks or progress: those belong to the engine, written once. Keys are always relative to
+the backend's root and always use ``/`` as the separator.
+
+Required primitives: :meth:`Backend.get`, :meth:`Backend.put`, :meth:`Backend.head`,
+:meth:`Backend.size`, :meth:`Backend.exists_many`, :meth:`Backend.delete_many`,
+:meth:`Backend.list`. Optional capabilities are *declared* as class attributes, never probed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, ClassVar
+
+from ..compression import ENCODING_SUFFIXES, SUFFIX_ENCODINGS, SUFFIX_ORDER
+from ..exceptions import UnsupportedProtocolError
+from ..paths import ExtractedPath
+
+
+@dataclass(slots=True)
+class Blob:
+    """What a read returns: the stored bytes and what the service says about them."""
+
+    content: Any  # bytes, or any object mem:// was given with raw=True
+    encoding: str | None = None  # stored encoding, canonical name (see compression)
+    hash: str | None = None  # the service's checksum of the stored bytes, if any
+    hash_type: str | None = None  # "md5" | "crc32c" | None
+
+
+@dataclass(frozen=True, slots=True)
+class PutMeta:
+    content_type: str | None = None
+    encoding: str | None = None  # canonical encoding of the bytes being stored
+    cache_control: str | None = None
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendOptions:
+    """Construction arguments a backend may care about; each ignores what is not its concern."""
+
+    secrets: Any = None
+    request_payer: str | None = None
+    locking: bool = False
+    lock_dir: str | None = None
+    composite_upload_threshold: int = int(1e8)
+    no_sign_request: bool = False
+    endpoint: str | None = None
+    num_threads: int = 20
+
+
+class Backend(ABC):
+    """One storage protocol, rooted at a directory-like prefix."""
+
+    #: How many keys one exists_many / delete_many call should be given.
+    exists_batch_size: ClassVar[int] = 1
+    delete_batch_size: ClassVar[int] = 1
+    #: Thread caps for reads and writes: None means the CloudFiles' num_threads, 0 means the
+    #: calling thread only (for backends whose calls never block on a network).
+    read_threads: ClassVar[int | None] = None
+    write_threads: ClassVar[int | None] = None
+    #: False for backends whose data lives in this process only (mem://).
+    crosses_processes: ClassVar[bool] = True
+    #: False for read-only backends (plain HTTP).
+    writable: ClassVar[bool] = True
+
+    def __init__(self, root: ExtractedPath, options: BackendOptions):
+        self.root = root
+        self.options = options
+
+    # -- required primitives ------------------------------------------------------------------
+    @abstractmethod
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> Blob | None:
+        """Stored bytes of ``key`` (``[start:end]`` with Python slice rules), None if missing."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes | BinaryIO | Any, meta: PutMeta) -> None:
+        """Store ``data`` (already encoded as ``meta.encoding``) under ``key``, atomically."""
+
+    @abstractmethod
+    def head(self, key: str) -> dict | None:
+        """Metadata dict (CloudFiles header names), None if missing."""
+
+    @abstractmethod
+    def size(self, key: str) -> int | None:
+        """Stored (encoded) size in bytes, None if missing."""
+
+    @abstractmethod
+    def exists_many(self, keys: list[str]) -> dict[str, bool]: ...
+
+    @abstractmethod
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete every stored form of each key; missing keys are not an error."""
+
+    @abstractmethod
+    def list(self, prefix: str = "", flat: bool = False, size: bool = False) -> Iterator[tuple[str, int | None]]:
+        """``(key, size or None)`` for keys starting with ``prefix``.
+
+        ``flat`` lists one level: deeper keys are folded into ``"dir/"`` entries (size None).
+        ``size`` asks for sizes where they cost extra; a backend may give them anyway.
+        """
+
+    # -- optional capabilities, with engine-usable defaults ------------------------------------
+    def can_copy_to(self, other: Backend) -> bool:
+        """True if :meth:`copy_to` can move bytes to ``other`` without passing through here."""
+        return False
+
+    def copy_to(self, key: str, other: Backend, dest_key: str) -> int | None:
+        """Server-side / kernel copy of the stored object; returns bytes copied, None if missing."""
+        raise NotImplementedError(f"{type(self).__name__} has no server-side copy")
+
+    def can_rename_to(self, other: Backend) -> bool:
+        """True if :meth:`rename_to` can move an object without copying its bytes."""
+        return False
+
+    def rename_to(self, key: str, other: Backend, dest_key: str) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} has no rename")
+
+    def touch(self, keys: list[str]) -> None:
+        """Create empty objects for missing keys. Object stores leave existing objects alone."""
+        found = self.exists_many(keys)
+        for key in keys:
+            if not found[key]:
+                self.put(key, b"", PutMeta())
+
+    def describe(self) -> str:
+        """A human-readable location of the root, used in error messages."""
+        return f"{self.root.protocol}://{self.root.bucket or ''}/{self.root.path}"
+
+    def url(self, key: str) -> str:
+        """A human-readable location of ``key``, used in error messages."""
+        return self.describe().rstrip("/") + "/" + key
+
+    def isdir(self, prefix: str) -> bool:
+        """True if any key lives under ``prefix/`` (object stores have no empty directories)."""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return next(iter(self.list(prefix, flat=True)), None) is not None
+
+
+# Protocol -> "module:Class". Modules are imported on first use, so importing the package never
+# pays for boto3 or google-cloud-storage.
+REGISTRY: dict[str, str] = {
+    "file": "cloudfiles_dask.backends.local:LocalBackend",
+    "mem": "cloudfiles_dask.backends.memory:MemoryBackend",
+}
+
+_loaded: dict[str, type[Backend]] = {}
+
+
+def backend_class(protocol: str) -> type[Backend]:
+    """The backend class for ``protocol``, importing its module on first use."""
+    cls = _loaded.get(protocol)
+    if cls is not None:
+        return cls
+    target = REGISTRY.get(protocol)
+    if target is None:
+        raise UnsupportedProtocolError(
+            f"No storage backend is available for protocol {protocol!r}. "
+            f"Available: {', '.join(sorted(REGISTRY))}."
+        )
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    _loaded[protocol] = cls
+    return cls
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of at most ``size`` items."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# -- encoding as a name suffix (file:// and mem://) ---------------------------------------------
+# A key K stored with encoding E is kept under the name K + suffix(E). Reads probe K first, then
+# K.gz, K.br, K.zstd, K.xz, K.bz2, in that fixed order, so the answer never depends on history.
+# Writes remove the other forms of K, so through this library a key has exactly one stored form.
+
+_SUFFIXES: tuple[tuple[str, str | None], ...] = tuple(
+    (sfx, SUFFIX_ENCODINGS.get(sfx)) for sfx in SUFFIX_ORDER
+)
+
+
+def stored_variants(key: str) -> tuple[tuple[str, str | None], ...]:
+    """``(stored name, encoding)`` candidates for ``key`` in probing order."""
+    return tuple((key + sfx, enc) for sfx, enc in _SUFFIXES)
+
+
+def stored_name(key: str, encoding: str | None) -> str:
+    """The name ``key`` is stored under with ``encoding`` (always suffixed, even if ``key``
+    already ends with that suffix: ``x.gz`` gzipped is ``x.gz.gz`` and reads back decoded)."""
+    return key + (ENCODING_SUFFIXES[encoding] if encoding else "")
+
+
+def split_stored_name(name: str) -> tuple[str, str | None]:
+    """``(key, encoding)`` for a stored name: one known suffix is stripped."""
+    for sfx, enc in _SUFFIXES[1:]:
+        if name.endswith(sfx):
+            return name[: -len(sfx)], enc
+    return name, None

@@ -1,0 +1,318 @@
+"""file:// — the local filesystem.
+
+- A key's encoding is a name suffix (``.gz .br .zstd .xz .bz2``); see ``base.stored_variants``.
+- Writes are atomic: the bytes go to a hidden temporary file in the destination directory
+  (``.cfdask-tmp-*``) which is then renamed over the final name, so a crash never leaves a
+  truncated file under the real name. Temporary files never show in listings.
+- Keys may not leave the root: absolute keys and ``..`` that climb out raise PathEscapeError.
+- Optional inter-process reader/writer locks (``locking=True``), see ``_locks``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any, BinaryIO
+
+from .._locks import ensure_lock_dir, locked, resolve_lock_dir
+from ..exceptions import PathEscapeError
+from .base import (
+    Backend,
+    BackendOptions,
+    Blob,
+    PutMeta,
+    split_stored_name,
+    stored_name,
+    stored_variants,
+)
+
+TMP_PREFIX = ".cfdask-tmp-"
+_MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+class LocalBackend(Backend):
+    exists_batch_size = 1000
+    delete_batch_size = 1000
+    read_threads = 0  # a local read is one syscall or two: threads cost more than they give
+
+    def __init__(self, root, options: BackendOptions):
+        super().__init__(root, options)
+        self.base = os.path.abspath(root.path)
+        self._base_sep = self.base.rstrip(os.sep) + os.sep
+        self.lock_dir = (
+            ensure_lock_dir(resolve_lock_dir(options.lock_dir)) if options.locking else None
+        )
+
+    def describe(self) -> str:
+        return "file://" + self.base
+
+    # -- key -> path ---------------------------------------------------------------------------
+    def path_of(self, key: str) -> str:
+        """The absolute path of ``key`` without any encoding suffix."""
+        if key.startswith(("/", "\\")) or os.path.isabs(key):
+            raise PathEscapeError(
+                f"Key {key!r} is absolute; keys must be relative to {self.describe()}"
+            )
+        full = os.path.join(self.base, key)
+        if ".." in key:
+            full = os.path.normpath(full)
+            if full != self.base and not full.startswith(self._base_sep):
+                raise PathEscapeError(f"Key {key!r} resolves outside {self.describe()}")
+        return full
+
+    def _find(self, base_path: str) -> tuple[str, str | None, os.stat_result] | None:
+        for name, enc in stored_variants(base_path):
+            try:
+                st = os.stat(name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                return name, enc, st
+        return None
+
+    # -- contract --------------------------------------------------------------------------------
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> Blob | None:
+        base_path = self.path_of(key)
+        with locked(self.lock_dir, base_path, exclusive=False):
+            for name, enc in stored_variants(base_path):
+                try:
+                    f = open(name, "rb")  # noqa: SIM115
+                except _MISSING:
+                    continue
+                with f:
+                    if start is None and end is None:
+                        return Blob(f.read(), enc)
+                    return Blob(_read_range(f, start, end), enc)
+        return None
+
+    def put(self, key: str, data: bytes | BinaryIO | Any, meta: PutMeta) -> None:
+        base_path = self.path_of(key)
+        final = stored_name(base_path, meta.encoding)
+        with locked(self.lock_dir, base_path, exclusive=True):
+            atomic_write(final, data)
+            _remove_other_variants(base_path, final)
+
+    def head(self, key: str) -> dict | None:
+        base_path = self.path_of(key)
+        with locked(self.lock_dir, base_path, exclusive=False):
+            found = self._find(base_path)
+        if found is None:
+            return None
+        _, enc, st = found
+        return {
+            "Cache-Control": None,
+            "Content-Length": st.st_size,
+            "Content-Type": None,
+            "ETag": None,
+            "Last-Modified": datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
+            "Content-Md5": None,
+            "Content-Encoding": enc,
+            "Content-Disposition": None,
+            "Content-Language": None,
+            "Storage-Class": None,
+            "Request-Charged": None,
+            "Parts-Count": None,
+        }
+
+    def size(self, key: str) -> int | None:
+        base_path = self.path_of(key)
+        with locked(self.lock_dir, base_path, exclusive=False):
+            found = self._find(base_path)
+        return None if found is None else found[2].st_size
+
+    def exists_many(self, keys: list[str]) -> dict[str, bool]:
+        out = {}
+        for key in keys:
+            base_path = self.path_of(key)
+            with locked(self.lock_dir, base_path, exclusive=False):
+                out[key] = self._find(base_path) is not None
+        return out
+
+    def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            base_path = self.path_of(key)
+            with locked(self.lock_dir, base_path, exclusive=True):
+                _remove_other_variants(base_path, None)
+
+    def list(self, prefix: str = "", flat: bool = False, size: bool = False) -> Iterator[tuple[str, int | None]]:
+        rel_dir, _, fragment = prefix.rpartition("/")
+        if rel_dir:
+            self.path_of(rel_dir)  # refuses escapes
+        return self._walk(rel_dir + "/" if rel_dir else "", fragment, flat, size)
+
+    def _walk(self, rel: str, fragment: str, flat: bool, want_size: bool) -> Iterator[tuple[str, int | None]]:
+        try:
+            scanner = os.scandir(os.path.join(self.base, rel) if rel else self.base)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        entries: list[tuple[str, bool, os.DirEntry]] = []
+        with scanner:
+            for entry in scanner:
+                name = entry.name
+                if name.startswith(TMP_PREFIX):
+                    continue
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    continue
+                if is_dir:
+                    if name.startswith(fragment):
+                        entries.append((name + "/", True, entry))
+                else:
+                    key = split_stored_name(name)[0]
+                    if key.startswith(fragment):
+                        entries.append((key, False, entry))
+        entries.sort(key=lambda item: item[0])  # dirs sort as "name/": global key order
+        last = None
+        for sort_key, is_dir, entry in entries:
+            if is_dir:
+                if flat:
+                    yield rel + sort_key, None
+                else:
+                    yield from self._walk(rel + sort_key, "", flat, want_size)
+                continue
+            if sort_key == last:  # x and x.gz both on disk: list the key once
+                continue
+            last = sort_key
+            nbytes = None
+            if want_size:
+                try:
+                    nbytes = entry.stat().st_size
+                except FileNotFoundError:
+                    continue
+            yield rel + sort_key, nbytes
+
+    def isdir(self, prefix: str) -> bool:
+        return os.path.isdir(self.path_of(prefix.rstrip("/")) if prefix.strip("/") else self.base)
+
+    # -- capabilities ------------------------------------------------------------------------------
+    def can_copy_to(self, other: Backend) -> bool:
+        return isinstance(other, LocalBackend)
+
+    def copy_to(self, key: str, other: Backend, dest_key: str) -> int | None:
+        assert isinstance(other, LocalBackend)
+        src_base = self.path_of(key)
+        dest_base = other.path_of(dest_key)
+        with locked(self.lock_dir, src_base, exclusive=False):
+            found = self._find(src_base)
+            if found is None:
+                return None
+            src_name, enc, st = found
+            final = stored_name(dest_base, enc)
+            with locked(other.lock_dir, dest_base, exclusive=True):
+                atomic_copy(src_name, final)
+                _remove_other_variants(dest_base, final)
+        return st.st_size
+
+    def can_rename_to(self, other: Backend) -> bool:
+        return isinstance(other, LocalBackend)
+
+    def rename_to(self, key: str, other: Backend, dest_key: str) -> bool:
+        assert isinstance(other, LocalBackend)
+        src_base = self.path_of(key)
+        dest_base = other.path_of(dest_key)
+        with locked(self.lock_dir, src_base, exclusive=True):
+            found = self._find(src_base)
+            if found is None:
+                return False
+            src_name, enc, _ = found
+            final = stored_name(dest_base, enc)
+            with locked(other.lock_dir, dest_base, exclusive=True):
+                try:
+                    _makedirs_then(os.replace, src_name, final)
+                except OSError as e:
+                    if e.errno != errno.EXDEV:
+                        raise
+                    atomic_copy(src_name, final)
+                    os.unlink(src_name)
+                _remove_other_variants(dest_base, final)
+        return True
+
+    def touch(self, keys: list[str]) -> None:
+        for key in keys:
+            base_path = self.path_of(key)
+            with locked(self.lock_dir, base_path, exclusive=True):
+                found = self._find(base_path)
+                if found is None:
+                    atomic_write(base_path, b"")
+                else:
+                    os.utime(found[0])
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _read_range(f: BinaryIO, start: int | None, end: int | None) -> bytes:
+    if (start is not None and start < 0) or (end is not None and end < 0):
+        length = os.fstat(f.fileno()).st_size
+        start, end, _ = slice(start, end).indices(length)
+    start = start or 0
+    if end is not None and end <= start:
+        return b""
+    f.seek(start)
+    return f.read() if end is None else f.read(end - start)
+
+
+def _tmp_name(final: str) -> str:
+    return os.path.join(os.path.dirname(final), TMP_PREFIX + os.urandom(8).hex())
+
+
+def _makedirs_then(fn, src: str, final: str):
+    try:
+        return fn(src, final)
+    except FileNotFoundError:
+        if not os.path.exists(src):
+            raise
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        return fn(src, final)
+
+
+def _open_tmp(final: str) -> tuple[int, str]:
+    tmp = _tmp_name(final)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(tmp, flags, 0o666), tmp
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        return os.open(tmp, flags, 0o666), tmp
+
+
+def atomic_write(final: str, data: Any) -> None:
+    """Write bytes, bytearray, memoryview or a binary file handle to ``final`` atomically."""
+    fd, tmp = _open_tmp(final)
+    try:
+        with open(fd, "wb", buffering=0, closefd=True) as out:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                view = memoryview(data)
+                while view:
+                    view = view[out.write(view) :]
+            else:
+                shutil.copyfileobj(data, out, 1 << 20)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_copy(src: str, final: str) -> None:
+    """Kernel copy (``copy_file_range``/``sendfile`` via shutil) of ``src`` to ``final``, atomically."""
+    fd, tmp = _open_tmp(final)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _remove_other_variants(base_path: str, keep: str | None) -> None:
+    for name, _ in stored_variants(base_path):
+        if name != keep:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                os.unlink(name)

@@ -1,0 +1,564 @@
+"""The CloudFiles facade: the public API of the original CloudFiles, over the engine."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import posixpath
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from . import paths as _paths
+from ._engine import jobs, ops
+from ._engine.processes import resolve_parallel, run_in_processes
+from ._engine.progress import make_progress
+from ._engine.scheduler import resolve_green
+from .backends.base import Backend, BackendOptions, backend_class, batched
+
+_JSON_TYPE = "application/json"
+
+
+def _dumps(content: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def _loads(data: bytes | None) -> Any:
+    if data is None:
+        return None
+    import orjson
+
+    return orjson.loads(data)
+
+
+class CloudFiles:
+    """Threaded bulk access to every file under one cloudpath.
+
+    Keys passed to every method are relative to ``cloudpath``. A single key gives a single
+    answer (bytes, bool, int, dict or None); an iterable of keys (list, generator, ...) gives a
+    list (``get``) or a ``{key: value}`` dict (``exists``, ``size``, ``head``).
+
+    A CloudFiles pickles by its construction arguments (never by its connections), so it can be
+    sent to other processes and Dask workers; each process makes its own clients lazily.
+    """
+
+    def __init__(
+        self,
+        cloudpath: str,
+        progress: Any = False,
+        green: bool | None = None,
+        secrets: Any = None,
+        num_threads: int = 20,
+        use_https: bool = False,
+        endpoint: str | None = None,
+        parallel: int = 1,
+        request_payer: str | None = None,
+        locking: bool | None = None,
+        lock_dir: str | None = None,
+        composite_upload_threshold: int = int(1e8),
+        no_sign_request: bool = False,
+    ):
+        self._args = {
+            "cloudpath": cloudpath,
+            "progress": progress,
+            "green": green,
+            "secrets": secrets,
+            "num_threads": num_threads,
+            "use_https": use_https,
+            "endpoint": endpoint,
+            "parallel": parallel,
+            "request_payer": request_payer,
+            "locking": locking,
+            "lock_dir": lock_dir,
+            "composite_upload_threshold": composite_upload_threshold,
+            "no_sign_request": no_sign_request,
+        }
+        if not isinstance(num_threads, int) or num_threads < 0:
+            raise ValueError(f"num_threads must be an int >= 0, got {num_threads!r}")
+        path = _paths.normalize(cloudpath)
+        if use_https:
+            path = _paths.to_https_protocol(path)
+        extracted = _paths.extract(path)
+        if endpoint:
+            if extracted.protocol != "s3":
+                raise ValueError(
+                    f"endpoint= is an S3 option; {cloudpath!r} uses {extracted.protocol}://"
+                )
+            extracted = extracted._replace(host=endpoint.rstrip("/"))
+        self._path = extracted
+        self.cloudpath = path
+        self._backend_cls = backend_class(extracted.protocol)
+        if request_payer is not None and extracted.protocol not in ("s3", "gs"):
+            raise ValueError(
+                f"request_payer is only meaningful for s3:// and gs://, not {extracted.protocol}://"
+            )
+        self.progress = progress
+        self.green = resolve_green(green)
+        self.secrets = secrets
+        self.num_threads = num_threads
+        self.parallel = resolve_parallel(parallel)
+        self.request_payer = request_payer
+        self.locking = bool(lock_dir is not None if locking is None else locking)
+        self._lock_dir = lock_dir
+        self.composite_upload_threshold = int(composite_upload_threshold)
+        self.no_sign_request = bool(no_sign_request)
+        self._backend: Backend | None = None
+        self._backend_pid = -1
+
+    # -- pickling and repr ------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        return {"args": self._args, "pid": os.getpid()}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state["args"])
+        if not self._backend_cls.crosses_processes and state["pid"] != os.getpid():
+            from .exceptions import ProcessBoundaryError
+
+            raise ProcessBoundaryError(
+                f"{self.cloudpath} was sent from process {state['pid']} to process {os.getpid()}, "
+                f"but mem:// data lives only in the process that wrote it."
+            )
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self._args.items() if k != "cloudpath" and v != _DEFAULTS[k]}
+        if "secrets" in shown:
+            shown["secrets"] = "<hidden>"
+        extra = "".join(f", {k}={v!r}" for k, v in shown.items())
+        return f"CloudFiles({self.cloudpath!r}{extra})"
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """This process's backend instance, made on first use (and again after a fork)."""
+        pid = os.getpid()
+        if self._backend is None or self._backend_pid != pid:
+            options = BackendOptions(
+                secrets=self.secrets,
+                request_payer=self.request_payer,
+                locking=self.locking and self.protocol == "file",
+                lock_dir=self._lock_dir,
+                composite_upload_threshold=self.composite_upload_threshold,
+                no_sign_request=self.no_sign_request,
+                endpoint=self._path.host,
+                num_threads=self.num_threads,
+            )
+            self._backend = self._backend_cls(self._path, options)
+            self._backend_pid = pid
+        return self._backend
+
+    @property
+    def protocol(self) -> str:
+        return self._path.protocol
+
+    @property
+    def sep(self) -> str:
+        return os.sep if self.protocol == "file" else "/"
+
+    def _runner(self, progress: Any, total: int | None, desc: str) -> ops.Runner:
+        chosen = self.progress if progress is None else progress
+        return ops.Runner(self.num_threads, self.green, make_progress(chosen, total, desc))
+
+    def _parallel(self, parallel: int | None) -> int:
+        return self.parallel if parallel is None else resolve_parallel(parallel)
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def get(
+        self,
+        paths: Any,
+        total: int | None = None,
+        raw: bool = False,
+        progress: Any = None,
+        parallel: int | None = None,
+        return_dict: bool = False,
+        raise_errors: bool = True,
+    ) -> Any:
+        """Download and decode.
+
+        A key (str, or ``{"path", "start", "end", "tags"}`` dict) gives its bytes, or None if it
+        does not exist. An iterable gives a list of ``{path, content, byte_range, error, compress,
+        raw, tags}`` dicts in input order; with ``return_dict=True`` a ``{path: content}`` dict.
+        ``start``/``end`` follow Python slice rules (end exclusive, negatives count from the end)
+        on the *stored* bytes, so a range of a compressed object needs ``raw=True``.
+        ``raise_errors=False`` stores each item's exception in ``error`` instead of raising.
+        """
+        if not jobs.is_many(paths):
+            return ops.get_one(self.backend, jobs.read_unit(paths), raw)["content"]
+        raise_errors = raise_errors or return_dict
+        total = jobs.known_length(paths, total)
+        with self._runner(progress, total, "Downloading") as runner:
+            parallel = self._parallel(parallel)
+            if parallel > 1:
+                kwargs = {"raw": raw, "raise_errors": raise_errors}
+                blocks = run_in_processes(self, "get", paths, parallel, kwargs, runner.progress, total)
+                results = list(itertools.chain.from_iterable(blocks))
+            else:
+                units = (jobs.read_unit(p) for p in paths)
+                units = list(units) if total is not None else units
+                results = ops.get_many(self.backend, units, raw, runner, raise_errors)
+        if return_dict:
+            return {r["path"]: r["content"] for r in results}
+        return results
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            listing = self.list()
+            if key != slice(None):
+                listing = itertools.islice(listing, key.start, key.stop, key.step)
+            return self.get(list(listing))
+        if isinstance(key, tuple):
+            if len(key) != 2 or not isinstance(key[1], slice) or key[1].step not in (None, 1):
+                raise KeyError(f"Use cf[key] or cf[key, start:end]; got {key!r}")
+            return self.get({"path": key[0], "start": key[1].start, "end": key[1].stop})
+        return self.get(key)
+
+    def get_json(self, paths: Any, total: int | None = None) -> Any:
+        """Download and decode JSON; an iterable gives a list in input order (None for missing)."""
+        if not jobs.is_many(paths):
+            return _loads(self.get(paths))
+        paths = list(paths)
+        contents = self.get(paths, total=total, return_dict=True)
+        return [_loads(contents[jobs.read_unit(p).path]) for p in paths]
+
+    def exists(self, paths: Any, total: int | None = None, progress: Any = None) -> Any:
+        """True/False for a key; ``{key: bool}`` for an iterable."""
+        if not jobs.is_many(paths):
+            return self.backend.exists_many([paths])[paths]
+        total = jobs.known_length(paths, total)
+        with self._runner(progress, total, "Existence testing") as runner:
+            return ops.exists_many(self.backend, paths, runner)
+
+    def head(self, paths: Any, total: int | None = None, progress: Any = None) -> Any:
+        """Metadata dict (or None if missing) for a key; ``{key: dict | None}`` for an iterable."""
+        return self._per_key(self.backend.head, paths, total, progress, "Head")
+
+    def size(self, paths: Any, total: int | None = None, progress: Any = None, return_sum: bool = False) -> Any:
+        """Stored (encoded) size in bytes, None if missing; ``{key: size}`` for an iterable.
+
+        ``return_sum=True`` gives the total of the sizes that exist (missing files count as 0).
+        """
+        sizes = self._per_key(self.backend.size, paths, total, progress, "Size")
+        if not return_sum:
+            return sizes
+        values = sizes.values() if isinstance(sizes, dict) else [sizes]
+        return sum(v for v in values if v is not None)
+
+    def _per_key(self, fn: Any, paths: Any, total: int | None, progress: Any, desc: str) -> Any:
+        if not jobs.is_many(paths):
+            return fn(paths)
+        total = jobs.known_length(paths, total)
+        with self._runner(progress, total, desc) as runner:
+            return ops.per_key(self.backend, fn, paths, runner)
+
+    def subtree_size(self, prefix: str | Iterable[str] = "") -> dict[str, int]:
+        """``{"N": number of files, "num_bytes": their stored size}`` under one or more prefixes."""
+        prefixes = [prefix] if isinstance(prefix, str) else list(prefix)
+        count = num_bytes = 0
+        for one in prefixes:
+            for _, nbytes in self.backend.list(one, flat=False, size=True):
+                count += 1
+                num_bytes += nbytes or 0
+        return {"N": count, "num_bytes": num_bytes}
+
+    def list(
+        self, prefix: str = "", flat: bool = False, size: bool = False
+    ) -> Iterator[str] | Iterator[tuple[str, int | None]]:
+        """Keys starting with ``prefix`` (a string prefix, not a directory), lazily.
+
+        ``flat=True`` lists one level, with sub-directories as ``"name/"`` entries.
+        ``size=True`` yields ``(key, size)`` pairs. Compression suffixes of file:// and mem:// are
+        stripped. file:// and mem:// are sorted; object stores give the service's (lexicographic)
+        order.
+        """
+        listing = ops.list_keys(self.backend, prefix, flat, size)
+        if size:
+            return iter(listing)
+        return (key for key, _ in listing)
+
+    def __iter__(self) -> Iterator[str]:
+        return self.list()
+
+    def isdir(self, prefix: str = "") -> bool:
+        """True if ``prefix`` is a directory: on file:// a real one, elsewhere a prefix that has
+        keys under ``prefix/`` (a file named exactly ``prefix`` does not count)."""
+        return self.backend.isdir(prefix)
+
+    # -- writes -------------------------------------------------------------------------------------------
+    def puts(
+        self,
+        files: Any,
+        content_type: str | None = None,
+        compress: Any = None,
+        compression_level: int | None = None,
+        cache_control: str | None = None,
+        total: int | None = None,
+        raw: bool = False,
+        progress: Any = None,
+        parallel: int | None = None,
+        storage_class: str | None = None,
+    ) -> int:
+        """Upload many files; returns how many were written.
+
+        ``files`` holds ``(path, content)`` pairs and/or dicts ``{path, content, content_type,
+        compress, compression_level, cache_control, storage_class, raw}`` whose fields override the
+        arguments. Content is bytes, str (utf-8) or a binary file handle. ``raw=True`` stores the
+        bytes as given and labels them with ``compress`` (they must already be so encoded). A path
+        may appear only once per call (ValueError otherwise, before anything is written for lists;
+        as soon as it is met for generators).
+        """
+        if jobs.is_single_put(files):
+            files = [files]
+        defaults = {
+            "content_type": content_type,
+            "compress": compress,
+            "compression_level": compression_level,
+            "cache_control": cache_control,
+            "storage_class": storage_class,
+            "raw": raw,
+        }
+        total = jobs.known_length(files, total)
+        parallel = self._parallel(parallel)
+        with self._runner(progress, total, "Uploading") as runner:
+            if parallel > 1:
+                if total is not None:
+                    files = list(files)
+                    _ = list(jobs.refuse_duplicates(jobs.put_units(files, defaults)))
+                kwargs = defaults
+                counts = run_in_processes(self, "puts", files, parallel, kwargs, runner.progress, total)
+                return sum(counts)
+            units = jobs.refuse_duplicates(jobs.put_units(files, defaults))
+            if total is not None:
+                units = list(units)  # validates every item before the first write
+            return ops.put_many(self.backend, units, runner)
+
+    def put(
+        self,
+        path: str,
+        content: Any,
+        content_type: str | None = None,
+        compress: Any = None,
+        compression_level: int | None = None,
+        cache_control: str | None = None,
+        raw: bool = False,
+        storage_class: str | None = None,
+    ) -> int:
+        """Upload one file (see :meth:`puts`); returns 1."""
+        unit = next(
+            jobs.put_units(
+                [(path, content)],
+                {
+                    "content_type": content_type,
+                    "compress": compress,
+                    "compression_level": compression_level,
+                    "cache_control": cache_control,
+                    "storage_class": storage_class,
+                    "raw": raw,
+                },
+            )
+        )
+        ops.require_writable(self.backend)
+        ops.put_one(self.backend, unit)
+        return 1
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(key, slice):
+            if key != slice(None):
+                raise KeyError("Only cf[:] = other transfers everything; other slices are not supported.")
+            self.transfer_from(value)
+            return
+        self.put(key, value)
+
+    def put_json(
+        self,
+        path: str,
+        content: Any,
+        compress: Any = None,
+        compression_level: int | None = None,
+        cache_control: str | None = None,
+        storage_class: str | None = None,
+    ) -> int:
+        """Serialise ``content`` with orjson and upload it as application/json."""
+        return self.put(
+            path,
+            _dumps(content),
+            content_type=_JSON_TYPE,
+            compress=compress,
+            compression_level=compression_level,
+            cache_control=cache_control,
+            storage_class=storage_class,
+        )
+
+    def put_jsons(
+        self,
+        files: Any,
+        compress: Any = None,
+        compression_level: int | None = None,
+        cache_control: str | None = None,
+        total: int | None = None,
+        raw: bool = False,
+        progress: Any = None,
+        parallel: int | None = None,
+        storage_class: str | None = None,
+    ) -> int:
+        """:meth:`puts` for JSON-serialisable contents (application/json; cache_control honoured)."""
+        if jobs.is_single_put(files):
+            files = [files]
+
+        def serialised() -> Iterator[Any]:
+            for item in files:
+                if isinstance(item, dict):
+                    yield {**item, "content": _dumps(item["content"]), "content_type": _JSON_TYPE}
+                else:
+                    path, content = item
+                    yield {"path": path, "content": _dumps(content), "content_type": _JSON_TYPE}
+
+        return self.puts(
+            serialised(),
+            content_type=_JSON_TYPE,
+            compress=compress,
+            compression_level=compression_level,
+            cache_control=cache_control,
+            total=jobs.known_length(files, total),
+            raw=raw,
+            progress=progress,
+            parallel=parallel,
+            storage_class=storage_class,
+        )
+
+    def delete(self, paths: Any, total: int | None = None, progress: Any = None, parallel: int | None = None) -> int:
+        """Delete files (missing ones are fine); returns the number of paths processed."""
+        if not jobs.is_many(paths):
+            paths = [paths]
+        total = jobs.known_length(paths, total)
+        parallel = self._parallel(parallel)
+        with self._runner(progress, total, "Deleting") as runner:
+            if parallel > 1:
+                return sum(run_in_processes(self, "delete", paths, parallel, {}, runner.progress, total))
+            return ops.delete_many(self.backend, paths, runner)
+
+    def __delitem__(self, key: str) -> None:
+        self.delete(key)
+
+    def touch(self, paths: Any, progress: Any = None, total: int | None = None) -> None:
+        """Create missing files empty. On file:// and mem:// existing files get a new mtime; object
+        stores leave existing objects untouched (refreshing them would cost a copy each)."""
+        if not jobs.is_many(paths):
+            paths = [paths]
+        ops.require_writable(self.backend)
+        with self._runner(progress, jobs.known_length(paths, total), "Touching") as runner:
+            for batch in batched(paths, 1000):
+                self.backend.touch(batch)
+                runner.progress.advance(len(batch))
+
+    # -- transfers ------------------------------------------------------------------------------------------
+    def transfer_to(
+        self,
+        cf_dest: CloudFiles | str,
+        paths: Any = None,
+        block_size: int = 64,
+        reencode: Any = None,
+        content_type: str | None = None,
+        allow_missing: bool = False,
+        progress: Any = None,
+    ) -> int:
+        """Copy files from here to ``cf_dest`` (a CloudFiles or cloudpath); returns files written.
+
+        ``paths`` (default: everything listed here) holds keys, ``(src, dest)`` pairs or
+        ``{"path", "dest_path"}`` dicts. The stored encoding is kept when ``reencode`` is None (the
+        default); a codec name re-encodes; ``False``/``""``/``"none"`` stores the data decoded. A missing source
+        raises FileNotFoundError unless ``allow_missing`` (then an empty file is written).
+        """
+        dest = cf_dest if isinstance(cf_dest, CloudFiles) else CloudFiles(cf_dest)
+        return dest.transfer_from(self, paths, block_size, reencode, content_type, allow_missing, progress)
+
+    def transfer_from(
+        self,
+        cf_src: CloudFiles | str,
+        paths: Any = None,
+        block_size: int = 64,
+        reencode: Any = None,
+        content_type: str | None = None,
+        allow_missing: bool = False,
+        progress: Any = None,
+    ) -> int:
+        """Copy files from ``cf_src`` to here; see :meth:`transfer_to`."""
+        src = cf_src if isinstance(cf_src, CloudFiles) else CloudFiles(cf_src)
+        if paths is None:
+            paths = src.list()
+        elif not jobs.is_many(paths):
+            paths = [paths]
+        total = jobs.known_length(paths)
+        with self._runner(progress, total, "Transferring") as runner:
+            return ops.transfer(
+                src.backend,
+                self.backend,
+                jobs.transfer_pairs(paths),
+                runner,
+                block_size=block_size,
+                reencode=reencode,
+                content_type=content_type,
+                allow_missing=allow_missing,
+            )
+
+    def move(self, src: str, dest: str) -> int:
+        """Move key ``src`` to the full cloudpath ``dest``."""
+        return self.moves(_paths.dirname(dest), [(src, _paths.basename(dest))])
+
+    def moves(
+        self,
+        cf_dest: CloudFiles | str,
+        paths: Any,
+        block_size: int = 64,
+        total: int | None = None,
+        progress: Any = None,
+    ) -> int:
+        """Move keys (or ``(src, dest)`` pairs) to ``cf_dest``: a rename on the same local disk or
+        in memory, otherwise copy then delete, block by block. Returns the number moved."""
+        dest = cf_dest if isinstance(cf_dest, CloudFiles) else CloudFiles(cf_dest)
+        if not jobs.is_many(paths) or (isinstance(paths, tuple) and len(paths) == 2 and isinstance(paths[0], str)):
+            paths = [paths]
+        with self._runner(progress, jobs.known_length(paths, total), "Moving") as runner:
+            return ops.move(self.backend, dest.backend, jobs.transfer_pairs(paths), runner, block_size)
+
+    # -- path helpers ---------------------------------------------------------------------------------------
+    def join(self, *parts: str) -> str:
+        return (os.path.join if self.protocol == "file" else posixpath.join)(*parts)
+
+    def dirname(self, path: str) -> str:
+        return (os.path.dirname if self.protocol == "file" else posixpath.dirname)(path)
+
+    def basename(self, path: str) -> str:
+        return (os.path.basename if self.protocol == "file" else posixpath.basename)(path)
+
+    def abspath(self, path: str) -> str:
+        """The full cloudpath of key ``path``."""
+        return posixpath.join(self.cloudpath.rstrip("/") + "/", path)
+
+    @property
+    def lock_dir(self) -> str | None:
+        """The lock directory used on file:// when locking is on (created on first use)."""
+        if not (self.locking and self.protocol == "file"):
+            return None
+        return self.backend.lock_dir  # type: ignore[attr-defined]
+
+    def clear_locks(self) -> int:
+        """Delete every lock file in the lock directory; returns how many were removed."""
+        from ._locks import clear_locks, resolve_lock_dir
+
+        return clear_locks(resolve_lock_dir(self._lock_dir))
+
+
+_DEFAULTS = {
+    "progress": False,
+    "green": None,
+    "secrets": None,
+    "num_threads": 20,
+    "use_https": False,
+    "endpoint": None,
+    "parallel": 1,
+    "request_payer": None,
+    "locking": None,
+    "lock_dir": None,
+    "composite_upload_threshold": int(1e8),
+    "no_sign_request": False,
+}
