@@ -62,7 +62,9 @@ __all__ = [
     "update_aliases_from_file",
 ]
 
-ExtractedPath = namedtuple("ExtractedPath", ["format", "protocol", "bucket", "path", "host", "alias"])
+ExtractedPath = namedtuple(
+    "ExtractedPath", ["format", "protocol", "bucket", "path", "host", "alias"]
+)
 ExtractedPath.__doc__ = """A parsed cloudpath: ``(format, protocol, bucket, path, host, alias)``.
 
 - ``format``: the data format (``"precomputed"`` unless the path names another).
@@ -114,9 +116,13 @@ _HTTP_LIKE = frozenset({"http", "https", "middleauth+https", "ngauth+https"})
 
 OFFICIAL_ALIASES: Mapping[str, Mapping[str, str | None]] = MappingProxyType(
     {
-        "matrix": MappingProxyType({"host": "s3://https://s3-hpcrc.rc.princeton.edu/", "acl": None}),
+        "matrix": MappingProxyType(
+            {"host": "s3://https://s3-hpcrc.rc.princeton.edu/", "acl": None}
+        ),
         "tigerdata": MappingProxyType({"host": "s3://https://td.princeton.edu/", "acl": "private"}),
-        "nokura": MappingProxyType({"host": "s3://https://c10s.pni.princeton.edu/", "acl": "public-read"}),
+        "nokura": MappingProxyType(
+            {"host": "s3://https://c10s.pni.princeton.edu/", "acl": "public-read"}
+        ),
     }
 )
 """Aliases that ship with the library. They cannot be overridden or removed."""
@@ -127,7 +133,9 @@ ALIASES: dict[str, dict] = {name: dict(record) for name, record in OFFICIAL_ALIA
 Change it only through :func:`add_alias` / :func:`remove_alias` (which also clear parse caches).
 """
 
-_FORMAT_PREFIX_RE = re.compile(r"^(" + "|".join(sorted(ALLOWED_FORMATS, key=len, reverse=True)) + r")://")
+_FORMAT_PREFIX_RE = re.compile(
+    r"^(" + "|".join(sorted(ALLOWED_FORMATS, key=len, reverse=True)) + r")://"
+)
 _FORMAT_TAIL_RE = re.compile(r"\|([A-Za-z0-9][A-Za-z0-9_\-]*):$")
 _PROTOCOL_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _ENDPOINT_RE = re.compile(r"^(https?)://([^/?#]*)/?")
@@ -163,7 +171,9 @@ def _help_text() -> str:
 
 
 def _error(cloudpath: object, reason: str) -> UnsupportedProtocolError:
-    return UnsupportedProtocolError(f"Cannot parse cloudpath {cloudpath!r}: {reason}.\n{_help_text()}")
+    return UnsupportedProtocolError(
+        f"Cannot parse cloudpath {cloudpath!r}: {reason}.\n{_help_text()}"
+    )
 
 
 class _UnknownProtocol(Exception):
@@ -215,7 +225,9 @@ def _split_format(text: str) -> tuple[str | None, str, bool]:
         text = text[prefix.end() :]
 
     if prefix_format and tail_format:
-        effective_tail = _DEFAULT_FORMAT if tail_format == _NEUROGLANCER_PRECOMPUTED else tail_format
+        effective_tail = (
+            _DEFAULT_FORMAT if tail_format == _NEUROGLANCER_PRECOMPUTED else tail_format
+        )
         if effective_tail != prefix_format:
             raise _error(
                 original, f"format prefix {prefix_format!r} conflicts with tail {tail_format!r}"
@@ -316,7 +328,9 @@ def _extract_once(text: str, windows: bool) -> ExtractedPath:
     fmt, body, prefixed = _split_format(text)
     fmt_or_default = fmt or _DEFAULT_FORMAT
     if windows and _DRIVE_RE.match(body):
-        return ExtractedPath(fmt_or_default, "file", None, _local_path(text, body, True), None, None)
+        return ExtractedPath(
+            fmt_or_default, "file", None, _local_path(text, body, True), None, None
+        )
 
     match = _PROTOCOL_RE.match(body)
     if match is None:
@@ -324,12 +338,16 @@ def _extract_once(text: str, windows: bool) -> ExtractedPath:
             raise _error(text, f"the format {fmt!r} must be followed by PROTOCOL://")
         if "://" in body:
             raise _error(text, "it contains '://' but does not start with a valid PROTOCOL://")
-        return ExtractedPath(fmt_or_default, "file", None, _local_path(text, body, windows), None, None)
+        return ExtractedPath(
+            fmt_or_default, "file", None, _local_path(text, body, windows), None, None
+        )
 
     protocol, rest = match.group(1), body[match.end() :]
     if protocol == "file":
         _check_no_nested_protocol(text, rest)
-        return ExtractedPath(fmt_or_default, "file", None, _local_path(text, rest, windows), None, None)
+        return ExtractedPath(
+            fmt_or_default, "file", None, _local_path(text, rest, windows), None, None
+        )
     return _extract_remote(text, fmt_or_default, protocol, rest)
 
 
@@ -622,7 +640,9 @@ def _clear_caches() -> None:
     _extract_remote.cache_clear()
 
 
-def _validated_record(name: object, host: object, acl: str | None = None, extra: Mapping | None = None) -> dict:
+def _validated_record(
+    name: object, host: object, acl: str | None = None, extra: Mapping | None = None
+) -> dict:
     if not isinstance(name, str) or not _ALIAS_NAME_RE.match(name):
         raise ValueError(f"{name!r} is not a valid alias name (letters, digits, '+', '.', '-')")
     if name in BASE_ALLOWED_PROTOCOLS:
@@ -636,7 +656,9 @@ def _validated_record(name: object, host: object, acl: str | None = None, extra:
     if not host.endswith("/"):
         host += "/"
     if not _ALIAS_HOST_RE.match(host):
-        raise ValueError(f"the host of alias {name!r} must look like s3://https://HOST[:PORT]/, got {host!r}")
+        raise ValueError(
+            f"the host of alias {name!r} must look like s3://https://HOST[:PORT]/, got {host!r}"
+        )
     if acl is not None and not isinstance(acl, str):
         raise ValueError(f"the acl of alias {name!r} must be a str or None")
     record = dict(extra or {})

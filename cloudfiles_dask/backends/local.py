@@ -195,6 +195,9 @@ class LocalBackend(Backend):
         return isinstance(other, LocalBackend)
 
     def copy_to(self, key: str, other: Backend, dest_key: str) -> int | None:
+        """Kernel copy (copy_file_range/sendfile through shutil). The bytes are staged next to the
+        destination under the source's read lock, then renamed into place under the destination's
+        write lock: the two locks are never held together, so opposite copies cannot deadlock."""
         assert isinstance(other, LocalBackend)
         src_base = self.path_of(key)
         dest_base = other.path_of(dest_key)
@@ -203,10 +206,10 @@ class LocalBackend(Backend):
             if found is None:
                 return None
             src_name, enc, st = found
-            final = stored_name(dest_base, enc)
-            with locked(other.lock_dir, dest_base, exclusive=True):
-                atomic_copy(src_name, final)
-                _remove_other_variants(dest_base, final)
+            if src_base == dest_base:
+                return st.st_size
+            staged = _stage_copy(src_name, dest_base)
+        other._install(staged, dest_base, enc)
         return st.st_size
 
     def can_rename_to(self, other: Backend) -> bool:
@@ -221,17 +224,34 @@ class LocalBackend(Backend):
             if found is None:
                 return False
             src_name, enc, _ = found
-            final = stored_name(dest_base, enc)
-            with locked(other.lock_dir, dest_base, exclusive=True):
+            if src_base == dest_base:
+                return True
+            staged = _tmp_name(dest_base)
+            try:
                 try:
-                    _makedirs_then(os.replace, src_name, final)
-                except OSError as e:
-                    if e.errno != errno.EXDEV:
-                        raise
-                    atomic_copy(src_name, final)
-                    os.unlink(src_name)
-                _remove_other_variants(dest_base, final)
+                    os.replace(src_name, staged)
+                except FileNotFoundError:
+                    os.makedirs(os.path.dirname(staged), exist_ok=True)
+                    os.replace(src_name, staged)
+            except OSError as e:
+                if e.errno != errno.EXDEV:
+                    raise
+                staged = _stage_copy(src_name, dest_base)
+                os.unlink(src_name)
+        other._install(staged, dest_base, enc)
         return True
+
+    def _install(self, staged: str, base_path: str, encoding: str | None) -> None:
+        """Rename a staged temporary file into place as ``base_path`` stored with ``encoding``."""
+        final = stored_name(base_path, encoding)
+        try:
+            with locked(self.lock_dir, base_path, exclusive=True):
+                os.replace(staged, final)
+                _remove_other_variants(base_path, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(staged)
+            raise
 
     def touch(self, keys: list[str]) -> None:
         for key in keys:
@@ -258,16 +278,6 @@ def _read_range(f: BinaryIO, start: int | None, end: int | None) -> bytes:
 
 def _tmp_name(final: str) -> str:
     return os.path.join(os.path.dirname(final), TMP_PREFIX + os.urandom(8).hex())
-
-
-def _makedirs_then(fn, src: str, final: str):
-    try:
-        return fn(src, final)
-    except FileNotFoundError:
-        if not os.path.exists(src):
-            raise
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        return fn(src, final)
 
 
 def _open_tmp(final: str) -> tuple[int, str]:
@@ -298,17 +308,17 @@ def atomic_write(final: str, data: Any) -> None:
         raise
 
 
-def atomic_copy(src: str, final: str) -> None:
-    """Kernel copy (``copy_file_range``/``sendfile`` via shutil) of ``src`` to ``final``, atomically."""
-    fd, tmp = _open_tmp(final)
+def _stage_copy(src: str, near: str) -> str:
+    """Kernel-copy ``src`` to a new temporary file in the directory of ``near``; its path."""
+    fd, tmp = _open_tmp(near)
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    return tmp
 
 
 def _remove_other_variants(base_path: str, keep: str | None) -> None:
