@@ -9,7 +9,6 @@ and local disk, from a script, a notebook or a Dask cluster.
     b'1'
 """
 
-from .backends.memory import clear_memory
 from .cloudfile import CloudFile, dl
 from .cloudfiles import CloudFiles
 from .exceptions import (
@@ -28,6 +27,13 @@ from .exceptions import (
 )
 
 __version__ = "0.1.0"
+
+
+def clear_memory(bucket: str | None = None) -> None:
+    """Forget every mem:// object of this process (or those of one bucket)."""
+    from .backends.memory import clear_memory as clear
+
+    clear(bucket)
 
 
 def reset_connection_pools() -> None:

@@ -8,10 +8,8 @@ unknown); at most ``2 * N`` blocks are in flight, so a generator input is read l
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from ..backends.base import batched
@@ -54,6 +52,9 @@ def run_in_processes(
             f"{cf.cloudpath} lives in this process's memory; parallel={parallel} would run the "
             f"work in other processes that cannot see it. Use parallel=1 (threads) for mem://."
         )
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
     size = block_size_for(total, parallel)
     results: dict[int, Any] = {}
     pending: dict[Future, tuple[int, int]] = {}
@@ -67,12 +68,17 @@ def run_in_processes(
                 results[index] = future.result()
                 progress.advance(count)
 
-        for index, block in blocks:
-            pending[pool.submit(_invoke, cf, method, block, kwargs)] = (index, len(block))
-            if len(pending) >= 2 * parallel:
+        try:
+            for index, block in blocks:
+                pending[pool.submit(_invoke, cf, method, block, kwargs)] = (index, len(block))
+                if len(pending) >= 2 * parallel:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    collect(done)
+            while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 collect(done)
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            collect(done)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
     return [results[i] for i in sorted(results)]

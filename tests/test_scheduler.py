@@ -1,0 +1,106 @@
+"""The scheduler: calling thread for one unit, thread clamping, order, fail-fast, green threads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from cloudfiles_dask._engine import scheduler
+
+
+def test_single_unit_runs_on_calling_thread():
+    seen = []
+    scheduler.run(lambda x: seen.append(threading.get_ident()), [1], concurrency=20)
+    assert seen == [threading.get_ident()]
+
+
+def test_threads_clamped_to_work_and_results_in_input_order():
+    idents = set()
+
+    def job(x):
+        idents.add(threading.get_ident())
+        time.sleep(0.01 * (x % 3))  # finish out of order
+        return x * 2
+
+    assert scheduler.run(job, list(range(30)), concurrency=4) == [x * 2 for x in range(30)]
+    assert 1 < len(idents) <= 4
+    idents.clear()
+    scheduler.run(job, [1, 2], concurrency=50)
+    assert len(idents) <= 2
+
+
+def test_generator_is_consumed_lazily_with_bounded_threads():
+    produced = []
+
+    def gen():
+        for i in range(200):
+            produced.append(i)
+            yield i
+
+    assert scheduler.run(lambda x: x, gen(), concurrency=8) == list(range(200))
+    assert produced == list(range(200))
+
+
+def test_first_error_stops_the_run_and_is_raised():
+    started = []
+
+    def job(x):
+        started.append(x)
+        if x == 3:
+            raise KeyError("boom at 3")
+        time.sleep(0.01)
+        return x
+
+    with pytest.raises(KeyError, match="boom at 3"):
+        scheduler.run(job, iter(range(10_000)), concurrency=4)
+    assert len(started) < 200  # workers stopped taking new units
+
+
+def test_error_in_callers_generator_propagates():
+    def gen():
+        yield 1
+        raise RuntimeError("bad input stream")
+
+    with pytest.raises(RuntimeError, match="bad input stream"):
+        scheduler.run(lambda x: x, gen(), concurrency=4)
+
+
+def test_green_pool_order_and_errors():
+    pytest.importorskip("gevent")
+    assert scheduler.run(lambda x: x + 1, list(range(50)), concurrency=10, green=True) == list(range(1, 51))
+
+    def job(x):
+        if x == 7:
+            raise ValueError(f"green {x}")
+        return x
+
+    with pytest.raises(ValueError, match="green 7"):
+        scheduler.run(job, list(range(20)), concurrency=5, green=True)
+
+
+def test_green_is_chosen_automatically_under_monkey_patching(tmp_path):
+    pytest.importorskip("gevent")
+    code = textwrap.dedent(f"""
+        from gevent import monkey; monkey.patch_all()
+        from cloudfiles_dask import CloudFiles
+        plain = CloudFiles("file://{tmp_path}/d")
+        assert plain.green is True, plain.green
+        assert CloudFiles("file://{tmp_path}/d", green=False).green is False
+        plain.puts([(str(i), b"x" * i) for i in range(50)], compress="gzip")
+        assert [r["content"] for r in plain.get([str(i) for i in range(50)])] == [b"x" * i for i in range(50)]
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_not_green_without_monkey_patching():
+    from cloudfiles_dask import CloudFiles
+
+    assert CloudFiles("mem://sched/x").green is False
