@@ -108,7 +108,10 @@ class CloudFiles:
 
     # -- pickling and repr ------------------------------------------------------------------------
     def __getstate__(self) -> dict:
-        return {"args": self._args, "pid": os.getpid()}
+        args = dict(self._args)
+        if not isinstance(args["progress"], (bool, str)):
+            args["progress"] = False  # a callback or bar belongs to this process's display
+        return {"args": args, "pid": os.getpid()}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state["args"])

@@ -101,31 +101,31 @@ def require_writable(backend: Backend) -> None:
         raise ReadOnlyBackendError(f"{backend.describe()} is read-only: it cannot write or delete.")
 
 
-def _encode(unit: PutUnit) -> tuple[Any, str | None]:
+def _encode(unit: PutUnit, stores_objects: bool) -> tuple[Any, str | None]:
     """The bytes to store for ``unit`` and their encoding."""
     content = unit.content
     encoding = compression.normalize_encoding(unit.compress)
     if isinstance(content, str):
         content = content.encode("utf-8")
-    if unit.raw:
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        if encoding is not None and not unit.raw:
+            content = compression.compress(content, encoding, unit.compression_level)
         return content, encoding
     if hasattr(content, "read"):
-        if encoding is None:
-            return content, None  # streamed as is by the backend
-        content = content.read()
-    if not isinstance(content, (bytes, bytearray, memoryview)):
-        raise TypeError(
-            f"Content for {unit.path!r} must be bytes, str or a binary file handle, got "
-            f"{type(content).__name__}. Use put_json for JSON-serialisable objects, or raw=True on "
-            f"mem:// to store Python objects as they are."
-        )
-    if encoding is not None:
-        content = compression.compress(content, encoding, unit.compression_level)
-    return content, encoding
+        if encoding is None or unit.raw:
+            return content, encoding  # streamed as is by the backend
+        return compression.compress(content.read(), encoding, unit.compression_level), encoding
+    if unit.raw and stores_objects:
+        return content, encoding
+    raise TypeError(
+        f"Content for {unit.path!r} must be bytes, str or a binary file handle, got "
+        f"{type(content).__name__}. Use put_json for JSON-serialisable objects; only mem:// "
+        f"stores Python objects as they are (with raw=True)."
+    )
 
 
 def put_one(backend: Backend, unit: PutUnit) -> int:
-    content, encoding = _encode(unit)
+    content, encoding = _encode(unit, backend.stores_objects)
     meta = PutMeta(unit.content_type, encoding, unit.cache_control, unit.storage_class)
     backend.put(unit.path, content, meta)
     return _nbytes(content)

@@ -68,6 +68,8 @@ class Backend(ABC):
     crosses_processes: ClassVar[bool] = True
     #: False for read-only backends (plain HTTP).
     writable: ClassVar[bool] = True
+    #: True if put(raw=True) may be given any Python object, stored as is (mem://).
+    stores_objects: ClassVar[bool] = False
 
     def __init__(self, root: ExtractedPath, options: BackendOptions):
         self.root = root

@@ -60,6 +60,7 @@ class MemoryBackend(Backend):
     read_threads = 0
     write_threads = 0
     crosses_processes = False
+    stores_objects = True
 
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)
