@@ -226,7 +226,7 @@ class CloudFiles:
     def exists(self, paths: Any, total: int | None = None, progress: Any = None) -> Any:
         """True/False for a key; ``{key: bool}`` for an iterable."""
         if not jobs.is_many(paths):
-            return self.backend.exists_many([paths])[paths]
+            return ops.call(self.backend, self.backend.exists_many, [paths])[paths]
         total = jobs.known_length(paths, total)
         with self._runner(progress, total, "Existence testing") as runner:
             return ops.exists_many(self.backend, paths, runner)
@@ -248,7 +248,7 @@ class CloudFiles:
 
     def _per_key(self, fn: Any, paths: Any, total: int | None, progress: Any, desc: str) -> Any:
         if not jobs.is_many(paths):
-            return fn(paths)
+            return ops.call(self.backend, fn, paths)
         total = jobs.known_length(paths, total)
         with self._runner(progress, total, desc) as runner:
             return ops.per_key(self.backend, fn, paths, runner)
@@ -450,7 +450,7 @@ class CloudFiles:
         ops.require_writable(self.backend)
         with self._runner(progress, jobs.known_length(paths, total), "Touching") as runner:
             for batch in batched(paths, 1000):
-                self.backend.touch(batch)
+                ops.call(self.backend, self.backend.touch, batch)
                 runner.progress.advance(len(batch))
 
     # -- transfers ------------------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
 from typing import Any
 
-from .. import compression
-from ..backends.base import Backend, PutMeta, batched
+from .. import _retry, compression
+from ..backends.base import Backend, Blob, PutMeta, batched
 from ..exceptions import DecompressionError, ReadOnlyBackendError
-from . import scheduler
+from . import integrity, scheduler
 from .jobs import PutUnit, ReadUnit
 from .progress import Progress
 
@@ -40,10 +40,28 @@ class Runner:
         return scheduler.run(fn, units, self.threads(cap), self.green)
 
 
+def call(backend: Backend, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` (a method of ``backend``) under the retry policy for its transient errors."""
+    return _retry.call(fn, backend.retryable, *args)
+
+
 # -- reads ------------------------------------------------------------------------------------------
+def fetch(backend: Backend, unit: ReadUnit, part_size: int | None = None) -> Blob | None:
+    """Read with retries; verify full reads against the service's checksum. A mismatch is read
+    once more (bytes damaged in flight, or the object replaced between read and checksum) and
+    then raised as an IntegrityError: never a silent retry-until-give-up, never bad bytes."""
+    for _ in range(2):
+        blob = call(backend, backend.get, unit.path, unit.start, unit.end)
+        if blob is None or blob.hash is None or unit.ranged:
+            return blob
+        if integrity.matches(blob.content, blob.hash, blob.hash_type, part_size):
+            return blob
+    raise integrity.mismatch(backend.url(unit.path), blob.hash, blob.hash_type, blob.content)
+
+
 def get_one(backend: Backend, unit: ReadUnit, raw: bool) -> dict:
     """Fetch one key; the result dict CloudFiles.get returns for it. Errors propagate."""
-    blob = backend.get(unit.path, unit.start, unit.end)
+    blob = fetch(backend, unit)
     content = encoding = None
     if blob is not None:
         encoding = blob.encoding
@@ -127,8 +145,22 @@ def _encode(unit: PutUnit, stores_objects: bool) -> tuple[Any, str | None]:
 def put_one(backend: Backend, unit: PutUnit) -> int:
     content, encoding = _encode(unit, backend.stores_objects)
     meta = PutMeta(unit.content_type, encoding, unit.cache_control, unit.storage_class)
-    backend.put(unit.path, content, meta)
-    return _nbytes(content)
+    if not hasattr(content, "read"):
+        call(backend, backend.put, unit.path, content, meta)
+        return _nbytes(content)
+    start = content.tell() if content.seekable() else None
+
+    def attempt() -> None:
+        if start is not None:
+            content.seek(start)
+        backend.put(unit.path, content, meta)
+
+    # a stream that cannot be rewound cannot be sent twice: one attempt only
+    if start is None:
+        attempt()
+    else:
+        call(backend, attempt)
+    return 0
 
 
 def put_many(backend: Backend, units: Iterable[PutUnit], runner: Runner) -> int:
@@ -146,7 +178,7 @@ def exists_many(backend: Backend, keys: Iterable[str], runner: Runner) -> dict[s
     progress = runner.progress
 
     def job(batch: list[str]) -> dict[str, bool]:
-        found = backend.exists_many(batch)
+        found = call(backend, backend.exists_many, batch)
         progress.advance(len(batch))
         return found
 
@@ -157,11 +189,11 @@ def exists_many(backend: Backend, keys: Iterable[str], runner: Runner) -> dict[s
 
 
 def per_key(backend: Backend, fn: Callable[[str], Any], keys: Iterable[str], runner: Runner) -> dict[str, Any]:
-    """``{key: fn(key)}`` over the read thread budget (head, size)."""
+    """``{key: fn(key)}`` over the read thread budget, with retries (head, size)."""
     progress = runner.progress
 
     def job(key: str) -> tuple[str, Any]:
-        value = fn(key)
+        value = call(backend, fn, key)
         progress.advance(1)
         return key, value
 
@@ -173,7 +205,7 @@ def delete_many(backend: Backend, keys: Iterable[str], runner: Runner) -> int:
     progress = runner.progress
 
     def job(batch: list[str]) -> int:
-        backend.delete_many(batch)
+        call(backend, backend.delete_many, batch)
         progress.advance(len(batch))
         return len(batch)
 
@@ -243,11 +275,11 @@ def _transfer_by_copy(src: Backend, dest: Backend, pairs: Iterable[tuple[str, st
 
     def job(pair: tuple[str, str]) -> None:
         src_key, dest_key = pair
-        nbytes = src.copy_to(src_key, dest, dest_key)
+        nbytes = call(src, src.copy_to, src_key, dest, dest_key)
         if nbytes is None:
             if not allow_missing:
                 raise FileNotFoundError(f"Transfer source {src.url(src_key)} does not exist.")
-            dest.put(dest_key, b"", PutMeta())
+            call(dest, dest.put, dest_key, b"", PutMeta())
             nbytes = 0
         progress.advance(1, nbytes)
 
@@ -262,7 +294,7 @@ def move(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: 
         progress = runner.progress
 
         def job(pair: tuple[str, str]) -> None:
-            if not src.rename_to(pair[0], dest, pair[1]):
+            if not call(src, src.rename_to, pair[0], dest, pair[1]):
                 raise FileNotFoundError(f"Move source {src.url(pair[0])} does not exist.")
             progress.advance(1)
 
@@ -270,5 +302,5 @@ def move(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: 
     moved = 0
     for block in batched(pairs, block_size):
         moved += transfer(src, dest, block, runner, block_size=block_size)
-        src.delete_many([s for s, _ in block])
+        call(src, src.delete_many, [s for s, _ in block])
     return moved

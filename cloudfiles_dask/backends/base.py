@@ -107,6 +107,11 @@ class Backend(ABC):
         ``size`` asks for sizes where they cost extra; a backend may give them anyway.
         """
 
+    def retryable(self, error: BaseException) -> bool:
+        """True if ``error`` is transient (connection reset, timeout, 429, 5xx) and the call may
+        be repeated. Local backends retry nothing."""
+        return False
+
     # -- optional capabilities, with engine-usable defaults ------------------------------------
     def can_copy_to(self, other: Backend) -> bool:
         """True if :meth:`copy_to` can move bytes to ``other`` without passing through here."""
@@ -150,6 +155,11 @@ class Backend(ABC):
 REGISTRY: dict[str, str] = {
     "file": "cloudfiles_dask.backends.local:LocalBackend",
     "mem": "cloudfiles_dask.backends.memory:MemoryBackend",
+    "s3": "cloudfiles_dask.backends.s3:S3Backend",
+    "gs": "cloudfiles_dask.backends.gcs:GCSBackend",
+    "http": "cloudfiles_dask.backends.http:HTTPBackend",
+    "https": "cloudfiles_dask.backends.http:HTTPBackend",
+    "middleauth+https": "cloudfiles_dask.backends.http:CAVEBackend",
 }
 
 _loaded: dict[str, type[Backend]] = {}

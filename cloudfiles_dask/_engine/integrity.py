@@ -1,0 +1,84 @@
+"""Checking downloaded bytes against the checksum the service reported (full reads only).
+
+``Blob.hash_type`` says what ``Blob.hash`` holds:
+
+- ``"md5"``: the hex md5 of the stored bytes;
+- ``"crc32c"``: the base64 big-endian crc32c of the stored bytes (GCS's native form);
+- ``"etag"``: an S3 ETag: plain ``<hex md5>``, multipart ``<hex>-<parts>`` (recomputed for the
+  likely part sizes), anything else (``"123-"`` synthetic NFS ETags, opaque values) is not a
+  checksum and is skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from ..exceptions import CRC32CIntegrityError, IntegrityError, MD5IntegrityError
+
+MiB = 1024 * 1024
+_PLAIN_ETAG = re.compile(r"^[0-9a-f]{32}$")
+_MULTIPART_ETAG = re.compile(r"^([0-9a-f]{32})-(\d+)$")
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def crc32c_b64(data: bytes) -> str:
+    import google_crc32c
+
+    return base64.b64encode(google_crc32c.value(bytes(data)).to_bytes(4, "big")).decode()
+
+
+def multipart_etag(data: bytes, part_size: int) -> str:
+    """The ETag S3 gives an object uploaded in parts of ``part_size`` bytes."""
+    view = memoryview(data)
+    digests = [hashlib.md5(view[i : i + part_size], usedforsecurity=False).digest()
+               for i in range(0, max(len(view), 1), part_size)]
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
+def candidate_part_sizes(size: int, parts: int, hint: int | None = None) -> list[int]:
+    """Part sizes that tools commonly use: a hint, 8 MiB (boto3/aws cli), 15 MiB (s3cmd), and
+    the size split evenly into ``parts`` rounded up to a whole MiB (and unrounded)."""
+    candidates = [hint] if hint else []
+    candidates += [8 * MiB, 15 * MiB]
+    if parts:
+        even = -(-size // parts)
+        candidates += [-(-even // MiB) * MiB, even]
+    return [c for i, c in enumerate(candidates) if c and c not in candidates[:i]]
+
+
+def matches(data: bytes, expected: str, hash_type: str, part_size: int | None = None) -> bool:
+    if hash_type == "md5":
+        return md5_hex(data) == expected.lower()
+    if hash_type == "crc32c":
+        return crc32c_b64(data) == expected
+    if hash_type == "etag":
+        etag = expected.strip('"').lower()
+        if _PLAIN_ETAG.match(etag):
+            return md5_hex(data) == etag
+        multipart = _MULTIPART_ETAG.match(etag)
+        if multipart:
+            parts = int(multipart.group(2))
+            return any(
+                multipart_etag(data, size) == etag
+                for size in candidate_part_sizes(len(data), parts, part_size)
+                if -(-len(data) // size) == parts or (len(data) == 0 and parts == 1)
+            )
+        return True  # not a checksum (synthetic or opaque ETag): nothing to compare
+    raise ValueError(f"unknown hash type {hash_type!r}")
+
+
+def mismatch(path: str, expected: str, hash_type: str, data: bytes) -> IntegrityError:
+    if hash_type == "crc32c":
+        return CRC32CIntegrityError(
+            f"{path}: crc32c of the {len(data)} bytes received is {crc32c_b64(data)}, "
+            f"the service says {expected}"
+        )
+    return MD5IntegrityError(
+        f"{path}: md5 of the {len(data)} bytes received is {md5_hex(data)}, "
+        f"the service says {expected} ({hash_type})"
+    )

@@ -1,0 +1,60 @@
+"""Retries with exponential random-window backoff (tenacity), shared by the engine and backends.
+
+Policy (as in the original CloudFiles): up to 7 attempts; before attempt n+1 the wait is uniform in
+``[0, min(60, 0.5 * 2**(n-1))]`` seconds — a random window that doubles from 0.5 s up to 60 s.
+Only errors the caller's ``retryable`` predicate accepts are retried (connection resets, timeouts,
+429 and 5xx answers); anything else, like a 403 or an integrity mismatch, surfaces at once.
+
+The first attempt runs without tenacity, so a call that succeeds pays nothing for the policy.
+The environment variables ``CLOUD_FILES_RETRY_ATTEMPTS``, ``CLOUD_FILES_RETRY_BASE`` and
+``CLOUD_FILES_RETRY_MAX`` override the numbers (read at each retry; tests use them to stay fast).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+ATTEMPTS = 7
+BASE_SECONDS = 0.5
+MAX_SECONDS = 60.0
+
+
+def policy() -> tuple[int, float, float]:
+    """``(attempts, base seconds, max seconds)`` in force now."""
+    env = os.environ
+    return (
+        int(env.get("CLOUD_FILES_RETRY_ATTEMPTS", ATTEMPTS)),
+        float(env.get("CLOUD_FILES_RETRY_BASE", BASE_SECONDS)),
+        float(env.get("CLOUD_FILES_RETRY_MAX", MAX_SECONDS)),
+    )
+
+
+def call(fn: Callable[..., R], retryable: Callable[[BaseException], bool], *args: Any, **kwargs: Any) -> R:
+    """``fn(*args, **kwargs)``, retried on errors for which ``retryable(error)`` is true."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:
+        if not retryable(e):
+            raise
+        first = e
+    attempts, base, cap = policy()
+    if attempts <= 1:
+        raise first
+    import tenacity
+
+    # The failure above was attempt 1: wait its window, then let tenacity run attempts 2..N,
+    # whose windows continue the doubling (base * 2, base * 4, ... capped).
+    time.sleep(random.uniform(0, min(cap, base)))
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts - 1),
+        wait=tenacity.wait_random_exponential(multiplier=base * 2, max=cap),
+        retry=tenacity.retry_if_exception(retryable),
+        reraise=True,
+    )
+    return retrying(fn, *args, **kwargs)
