@@ -58,3 +58,14 @@ def call(fn: Callable[..., R], retryable: Callable[[BaseException], bool], *args
         reraise=True,
     )
     return retrying(fn, *args, **kwargs)
+
+
+def timeouts() -> tuple[float, float]:
+    """``(connect, read)`` socket timeouts for network backends, in seconds: 10 and 60 unless
+    ``CLOUD_FILES_CONNECT_TIMEOUT`` / ``CLOUD_FILES_READ_TIMEOUT`` say otherwise. No call waits on a
+    silent server longer than this (per attempt)."""
+    env = os.environ
+    return (
+        float(env.get("CLOUD_FILES_CONNECT_TIMEOUT", 10)),
+        float(env.get("CLOUD_FILES_READ_TIMEOUT", 60)),
+    )
