@@ -1,0 +1,167 @@
+"""Retry policy, integrity checks and secrets lookup, at unit level."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import pickle
+
+import pytest
+
+from cloudfiles_dask import CloudFiles, _retry, secrets
+from cloudfiles_dask._engine import integrity
+from cloudfiles_dask.exceptions import CRC32CIntegrityError, MD5IntegrityError
+
+
+class Flaky:
+    def __init__(self, failures: int, error: type[Exception] = ConnectionError):
+        self.failures, self.error, self.calls = failures, error, 0
+
+    def __call__(self, value):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error(f"transient {self.calls}")
+        return value
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("CLOUD_FILES_RETRY_BASE", "0.001")
+    monkeypatch.setenv("CLOUD_FILES_RETRY_MAX", "0.004")
+
+
+def retry_connection_errors(e: BaseException) -> bool:
+    return isinstance(e, ConnectionError)
+
+
+def test_retry_recovers_from_transient_errors(fast_retries):
+    fn = Flaky(4)
+    assert _retry.call(fn, retry_connection_errors, "ok") == "ok"
+    assert fn.calls == 5
+
+
+def test_retry_gives_up_after_seven_attempts(fast_retries):
+    fn = Flaky(100)
+    with pytest.raises(ConnectionError, match="transient 7"):
+        _retry.call(fn, retry_connection_errors, "never")
+    assert fn.calls == 7
+
+
+def test_non_retryable_error_surfaces_at_once(fast_retries):
+    fn = Flaky(1, PermissionError)
+    with pytest.raises(PermissionError):
+        _retry.call(fn, retry_connection_errors, "x")
+    assert fn.calls == 1
+
+
+def test_backoff_window_doubles_and_is_capped(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(_retry.time, "sleep", sleeps.append)
+    import tenacity
+
+    monkeypatch.setattr(tenacity.nap, "sleep", sleeps.append, raising=False)
+    monkeypatch.setattr(_retry.random, "uniform", lambda lo, hi: hi)  # the top of each window
+    import random as stdlib_random
+
+    monkeypatch.setattr(stdlib_random, "uniform", lambda lo, hi: hi)
+    with pytest.raises(ConnectionError):
+        _retry.call(Flaky(100), retry_connection_errors, "x")
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+    sleeps.clear()
+    monkeypatch.setenv("CLOUD_FILES_RETRY_ATTEMPTS", "10")
+    monkeypatch.setenv("CLOUD_FILES_RETRY_MAX", "5")
+    with pytest.raises(ConnectionError):
+        _retry.call(Flaky(100), retry_connection_errors, "x")
+    assert max(sleeps) == 5 and len(sleeps) == 9
+
+
+def test_md5_and_crc32c_matches():
+    data = os.urandom(1000)
+    assert integrity.matches(data, hashlib.md5(data).hexdigest(), "md5")
+    assert not integrity.matches(data + b"x", hashlib.md5(data).hexdigest(), "md5")
+    import google_crc32c
+
+    crc = base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
+    assert integrity.matches(data, crc, "crc32c")
+    assert not integrity.matches(data[:-1], crc, "crc32c")
+
+
+def test_s3_etags_plain_multipart_and_synthetic():
+    data = os.urandom(20 * integrity.MiB + 123)
+    assert integrity.matches(data, '"' + hashlib.md5(data).hexdigest() + '"', "etag")
+    for part in (8 * integrity.MiB, 15 * integrity.MiB):
+        etag = integrity.multipart_etag(data, part)
+        assert etag.endswith(f"-{-(-len(data) // part)}")
+        assert integrity.matches(data, etag, "etag")
+        assert not integrity.matches(data[:-1] + b"\0", etag, "etag")
+    odd = integrity.multipart_etag(data, 5 * integrity.MiB + 7)
+    assert not integrity.matches(data, odd, "etag")
+    assert integrity.matches(data, odd, "etag", part_size=5 * integrity.MiB + 7)
+    assert integrity.matches(data, "12345-", "etag")  # synthetic NFS ETag: not a checksum
+
+
+def test_mismatch_errors_name_the_path():
+    err = integrity.mismatch("s3://b/k", "abc", "etag", b"data")
+    assert isinstance(err, MD5IntegrityError) and "s3://b/k" in str(err)
+    err = integrity.mismatch("gs://b/k", "AAAAAA==", "crc32c", b"data")
+    assert isinstance(err, CRC32CIntegrityError) and "gs://b/k" in str(err)
+
+
+@pytest.fixture
+def secret_dirs(tmp_path, monkeypatch):
+    volume, files = tmp_path / "cv", tmp_path / "cf"
+    (volume / "secrets").mkdir(parents=True)
+    (files / "secrets").mkdir(parents=True)
+    monkeypatch.setenv("CLOUD_VOLUME_DIR", str(volume))
+    monkeypatch.setenv("CLOUD_FILES_DIR", str(files))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    return volume / "secrets", files / "secrets"
+
+
+def test_secretpath_order(secret_dirs):
+    volume, files = secret_dirs
+    (files / "x.json").write_text("{}")
+    assert secrets.secretpath("x.json") == str(files / "x.json")
+    (volume / "x.json").write_text("{}")
+    assert secrets.secretpath("x.json") == str(volume / "x.json")
+    assert secrets.secretpath("missing.json") == str(volume / "missing.json")
+
+
+def test_aws_credentials_files_env_and_bucket_prefix(secret_dirs, monkeypatch):
+    volume, _ = secret_dirs
+    assert secrets.aws_credentials("b") == {"AWS_DEFAULT_REGION": "us-east-1"}
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "env-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    creds = secrets.aws_credentials("b")
+    assert creds["AWS_ACCESS_KEY_ID"] == "env-id" and "AWS_SESSION_TOKEN" not in creds  # no KeyError
+    (volume / "aws-secret.json").write_text(json.dumps({"AWS_ACCESS_KEY_ID": "file-id", "AWS_SECRET_ACCESS_KEY": "s"}))
+    assert secrets.aws_credentials("b")["AWS_ACCESS_KEY_ID"] == "file-id"
+    (volume / "b-aws-secret.json").write_text(json.dumps({"aws_access_key_id": "bucket-id", "aws_secret_access_key": "s"}))
+    assert secrets.aws_credentials("b")["AWS_ACCESS_KEY_ID"] == "bucket-id"
+    assert secrets.aws_credentials("other")["AWS_ACCESS_KEY_ID"] == "file-id"
+    (volume / "matrix-secret.json").write_text(json.dumps({"AWS_ACCESS_KEY_ID": "alias-id", "AWS_SECRET_ACCESS_KEY": "s"}))
+    assert secrets.aws_credentials("b", service="matrix")["AWS_ACCESS_KEY_ID"] == "alias-id"
+
+
+def test_bad_secret_file_error_does_not_leak_content(secret_dirs):
+    volume, _ = secret_dirs
+    (volume / "aws-secret.json").write_text('{"AWS_SECRET_ACCESS_KEY": "hunter2"')
+    with pytest.raises(ValueError) as info:
+        secrets.aws_credentials("b")
+    assert "hunter2" not in str(info.value) and "aws-secret.json" in str(info.value)
+
+
+def test_fingerprint_distinguishes_credentials_without_revealing_them():
+    a = secrets.fingerprint({"AWS_SECRET_ACCESS_KEY": "one"})
+    b = secrets.fingerprint({"AWS_SECRET_ACCESS_KEY": "two"})
+    assert a != b and a == secrets.fingerprint({"AWS_SECRET_ACCESS_KEY": "one"})
+    assert "one" not in a
+
+
+def test_secrets_hidden_in_repr(tmp_path):
+    cf = CloudFiles("file://" + str(tmp_path), secrets={"token": "hunter2"})
+    assert "hunter2" not in repr(cf) and "<hidden>" in repr(cf)
+    assert pickle.loads(pickle.dumps(cf)).secrets == {"token": "hunter2"}  # given explicitly: kept
