@@ -17,6 +17,8 @@ import re
 
 from ..exceptions import CRC32CIntegrityError, IntegrityError, MD5IntegrityError
 
+__all__ = ["IntegrityError", "matches", "matches_file", "mismatch", "mismatch_file"]
+
 MiB = 1024 * 1024
 _PLAIN_ETAG = re.compile(r"^[0-9a-f]{32}$")
 _MULTIPART_ETAG = re.compile(r"^([0-9a-f]{32})-(\d+)$")
@@ -70,6 +72,53 @@ def matches(data: bytes, expected: str, hash_type: str, part_size: int | None = 
             )
         return True  # not a checksum (synthetic or opaque ETag): nothing to compare
     raise ValueError(f"unknown hash type {hash_type!r}")
+
+
+def _file_chunks(path: str, size: int = 8 * MiB):
+    with open(path, "rb") as f:
+        while chunk := f.read(size):
+            yield chunk
+
+
+def _file_multipart_etag(path: str, part_size: int) -> str:
+    digests = [hashlib.md5(part, usedforsecurity=False).digest() for part in _file_chunks(path, part_size)]
+    digests = digests or [hashlib.md5(b"", usedforsecurity=False).digest()]
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
+def matches_file(path: str, expected: str, hash_type: str, part_size: int | None = None) -> bool:
+    """:func:`matches` for a file on disk, read in chunks (memory stays small)."""
+    import os
+
+    if hash_type == "md5" or (hash_type == "etag" and _PLAIN_ETAG.match(expected.strip('"').lower())):
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in _file_chunks(path):
+            digest.update(chunk)
+        return digest.hexdigest() == expected.strip('"').lower()
+    if hash_type == "crc32c":
+        import google_crc32c
+
+        checksum = google_crc32c.Checksum()
+        for chunk in _file_chunks(path):
+            checksum.update(chunk)
+        return base64.b64encode(checksum.digest()).decode() == expected
+    if hash_type == "etag":
+        etag = expected.strip('"').lower()
+        multipart = _MULTIPART_ETAG.match(etag)
+        if not multipart:
+            return True
+        size, parts = os.path.getsize(path), int(multipart.group(2))
+        return any(
+            _file_multipart_etag(path, part) == etag
+            for part in candidate_part_sizes(size, parts, part_size)
+            if -(-size // part) == parts or (size == 0 and parts == 1)
+        )
+    raise ValueError(f"unknown hash type {hash_type!r}")
+
+
+def mismatch_file(path: str, shown_as: str, expected: str, hash_type: str) -> IntegrityError:
+    cls = CRC32CIntegrityError if hash_type == "crc32c" else MD5IntegrityError
+    return cls(f"{shown_as}: the downloaded bytes do not match the service's {hash_type} {expected}")
 
 
 def mismatch(path: str, expected: str, hash_type: str, data: bytes) -> IntegrityError:

@@ -238,19 +238,32 @@ def transfer(
 ) -> int:
     """Copy ``(src_key, dest_key)`` pairs; returns the number of files written.
 
-    Same-kind backends that can copy without the bytes passing through Python (file->file kernel
-    copy, mem->mem) do so when the encoding is kept. Otherwise, in blocks of ``block_size``: read
-    the stored bytes (raw), re-encode only if asked, and write them raw with their encoding, so data
-    is never decompressed and recompressed needlessly. Memory is bounded by ``block_size`` objects.
+    Strategy, first match wins (all but the last keep the stored encoding, ``reencode=None``):
+
+    1. same-kind copy without the bytes passing through Python (file->file kernel copy, mem->mem,
+       and server-side copies where a cloud backend declares them);
+    2. anything -> file://: streamed to a temporary file, verified against the service checksum,
+       renamed into place (memory stays small whatever the object size);
+    3. file:// -> anything: the stored file's handle is uploaded (multipart / composite above the
+       threshold), never read whole into memory;
+    4. general: in blocks of ``block_size``, read the stored bytes (raw), re-encode only if asked,
+       write them raw with their encoding. Memory is bounded by ``block_size`` objects.
 
     ``reencode``: None keeps the stored encoding; False, ``""`` or ``"none"`` stores the data
     decoded; a codec name re-encodes (objects already in that encoding pass through untouched).
+    A missing source raises FileNotFoundError, or with ``allow_missing`` writes an empty file.
     """
     require_writable(dest)
-    keep = reencode is None
-    if keep and content_type is None and src.can_copy_to(dest):
-        return _transfer_by_copy(src, dest, pairs, runner, allow_missing)
-    target = None if keep or reencode in (False, "", "none") else compression.normalize_encoding(reencode)
+    if reencode is None:
+        if src.can_copy_to(dest) and (content_type is None or dest.local_files):
+            return _transfer_by_copy(src, dest, pairs, runner, allow_missing)
+        if dest.local_files and not src.local_files:
+            return _transfer_by_stream(src, dest, pairs, runner, allow_missing)
+        if src.local_files and not dest.local_files:
+            return _transfer_by_handles(src, dest, pairs, runner, block_size, content_type, allow_missing)
+        target = None
+    else:
+        target = None if reencode in (False, "", "none") else compression.normalize_encoding(reencode)
     inner = Runner(runner.num_threads, runner.green, Progress())
     written = 0
     for block in batched(pairs, block_size):
@@ -258,16 +271,20 @@ def transfer(
         got = get_many(src, units, raw=True, runner=inner)
         for result in got:
             if result["content"] is None:
-                if not allow_missing:
-                    raise FileNotFoundError(f"Transfer source {src.url(result['path'])} does not exist.")
+                _missing(src, result["path"], allow_missing)
                 result["content"], result["compress"] = b"", None
-        if not keep:
+        if reencode is not None:
             got = compression.transcode(got, target, in_place=True)
         to_put = [PutUnit(r["tags"], r["content"], content_type, r["compress"], raw=True) for r in got]
         put_many(dest, to_put, inner)
         written += len(to_put)
         runner.progress.advance(len(to_put), sum(_nbytes(u.content) for u in to_put))
     return written
+
+
+def _missing(src: Backend, key: str, allow_missing: bool) -> None:
+    if not allow_missing:
+        raise FileNotFoundError(f"Transfer source {src.url(key)} does not exist.")
 
 
 def _transfer_by_copy(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: Runner, allow_missing: bool) -> int:
@@ -277,13 +294,69 @@ def _transfer_by_copy(src: Backend, dest: Backend, pairs: Iterable[tuple[str, st
         src_key, dest_key = pair
         nbytes = call(src, src.copy_to, src_key, dest, dest_key)
         if nbytes is None:
-            if not allow_missing:
-                raise FileNotFoundError(f"Transfer source {src.url(src_key)} does not exist.")
+            _missing(src, src_key, allow_missing)
             call(dest, dest.put, dest_key, b"", PutMeta())
             nbytes = 0
         progress.advance(1, nbytes)
 
     return len(runner.run(job, pairs, dest.write_threads))
+
+
+def _transfer_by_stream(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: Runner, allow_missing: bool) -> int:
+    progress = runner.progress
+
+    def job(pair: tuple[str, str]) -> None:
+        src_key, dest_key = pair
+
+        def verify(tmp: str, blob: Blob) -> None:
+            if blob.hash and not integrity.matches_file(tmp, blob.hash, blob.hash_type):
+                raise integrity.mismatch_file(tmp, src.url(src_key), blob.hash, blob.hash_type)
+
+        def produce(fileobj: Any) -> Blob | None:
+            return src.stream_to(src_key, fileobj)
+
+        try:
+            blob = call(src, dest.receive, dest_key, produce, verify)
+        except integrity.IntegrityError:  # damaged in flight or replaced meanwhile: once more
+            blob = call(src, dest.receive, dest_key, produce, verify)
+        if blob is None:
+            _missing(src, src_key, allow_missing)
+            call(dest, dest.put, dest_key, b"", PutMeta())
+        progress.advance(1)
+
+    return len(runner.run(job, pairs, src.read_threads))
+
+
+def _transfer_by_handles(
+    src: Backend,
+    dest: Backend,
+    pairs: Iterable[tuple[str, str]],
+    runner: Runner,
+    block_size: int,
+    content_type: str | None,
+    allow_missing: bool,
+) -> int:
+    inner = Runner(runner.num_threads, runner.green, Progress())
+    written = 0
+    for block in batched(pairs, block_size):
+        handles = []
+        units = []
+        try:
+            for src_key, dest_key in block:
+                opened = src.open_stored(src_key)
+                if opened is None:
+                    _missing(src, src_key, allow_missing)
+                    units.append(PutUnit(dest_key, b"", content_type, None, raw=True))
+                    continue
+                handles.append(opened[0])
+                units.append(PutUnit(dest_key, opened[0], content_type, opened[1], raw=True))
+            put_many(dest, units, inner)
+        finally:
+            for handle in handles:
+                handle.close()
+        written += len(units)
+        runner.progress.advance(len(units))
+    return written
 
 
 def move(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: Runner, block_size: int = 64) -> int:

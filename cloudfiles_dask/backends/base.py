@@ -70,6 +70,9 @@ class Backend(ABC):
     writable: ClassVar[bool] = True
     #: True if put(raw=True) may be given any Python object, stored as is (mem://).
     stores_objects: ClassVar[bool] = False
+    #: True for backends that can take a download streamed into a local file (file://):
+    #: they implement receive() and open_stored().
+    local_files: ClassVar[bool] = False
 
     def __init__(self, root: ExtractedPath, options: BackendOptions):
         self.root = root
@@ -113,6 +116,16 @@ class Backend(ABC):
         return False
 
     # -- optional capabilities, with engine-usable defaults ------------------------------------
+    def stream_to(self, key: str, fileobj: BinaryIO) -> Blob | None:
+        """Write the stored bytes of ``key`` into ``fileobj``; a Blob with ``content=None`` and the
+        encoding and checksum, or None if missing. Network backends override this to stream in
+        chunks, so a download to disk never holds the whole object in memory."""
+        blob = self.get(key)
+        if blob is None:
+            return None
+        fileobj.write(blob.content)
+        return Blob(None, blob.encoding, blob.hash, blob.hash_type)
+
     def can_copy_to(self, other: Backend) -> bool:
         """True if :meth:`copy_to` can move bytes to ``other`` without passing through here."""
         return False

@@ -15,7 +15,7 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
@@ -38,6 +38,7 @@ _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 class LocalBackend(Backend):
     exists_batch_size = 1000
     delete_batch_size = 1000
+    local_files = True
     read_threads = 0  # a local read is one syscall or two: threads cost more than they give
 
     def __init__(self, root, options: BackendOptions):
@@ -240,6 +241,44 @@ class LocalBackend(Backend):
                 os.unlink(src_name)
         other._install(staged, dest_base, enc)
         return True
+
+    def receive(
+        self,
+        key: str,
+        produce: Callable[[BinaryIO], Blob | None],
+        verify: Callable[[str, Blob], None] | None = None,
+    ) -> Blob | None:
+        """Stream an object into place: ``produce(file)`` writes the stored bytes and returns their
+        Blob (content None) or None if the source is missing; ``verify(tmp_path, blob)`` may check
+        them before the atomic rename to ``key`` plus the encoding suffix."""
+        base_path = self.path_of(key)
+        fd, tmp = _open_tmp(base_path)
+        try:
+            with open(fd, "wb") as out:
+                blob = produce(out)
+            if blob is not None and verify is not None:
+                verify(tmp, blob)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        if blob is None:
+            os.unlink(tmp)
+            return None
+        self._install(tmp, base_path, blob.encoding)
+        return blob
+
+    def open_stored(self, key: str) -> tuple[BinaryIO, str | None] | None:
+        """The stored file of ``key`` opened for reading, and its encoding (None if missing).
+        The caller closes it. (Locks are not held while the handle is open.)"""
+        base_path = self.path_of(key)
+        with locked(self.lock_dir, base_path, exclusive=False):
+            for name, enc in stored_variants(base_path):
+                try:
+                    return open(name, "rb"), enc  # noqa: SIM115
+                except _MISSING:
+                    continue
+        return None
 
     def _install(self, staged: str, base_path: str, encoding: str | None) -> None:
         """Rename a staged temporary file into place as ``base_path`` stored with ``encoding``."""
