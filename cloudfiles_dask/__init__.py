@@ -18,6 +18,7 @@ from .exceptions import (
     CRC32CIntegrityError,
     DecompressionError,
     IntegrityError,
+    LedgerError,
     MD5IntegrityError,
     PathEscapeError,
     ProcessBoundaryError,
@@ -27,6 +28,15 @@ from .exceptions import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ResumableTransfer pulls in sqlite3: imported on first use, not with the package.
+    if name in ("ResumableTransfer", "ResumableFileSet"):
+        from . import resumable
+
+        return getattr(resumable, name)
+    raise AttributeError(f"module 'cloudfiles_dask' has no attribute {name!r}")
 
 
 def clear_memory(bucket: str | None = None) -> None:
@@ -50,10 +60,13 @@ __all__ = [
     "CompressionError",
     "DecompressionError",
     "IntegrityError",
+    "LedgerError",
     "MD5IntegrityError",
     "PathEscapeError",
     "ProcessBoundaryError",
     "ReadOnlyBackendError",
+    "ResumableFileSet",
+    "ResumableTransfer",
     "UnsupportedCompressionType",
     "UnsupportedProtocolError",
     "__version__",

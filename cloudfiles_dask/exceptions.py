@@ -17,7 +17,8 @@ working for code written against the original CloudFiles.
     │   └── CRC32CIntegrityError
     ├── AuthorizationError (PermissionError)       the service refused the credentials
     ├── ReadOnlyBackendError (NotImplementedError) put/delete on a read-only backend
-    └── ProcessBoundaryError (ValueError)          mem:// sent to another process
+    ├── ProcessBoundaryError (ValueError)          mem:// sent to another process
+    └── LedgerError (RuntimeError)                 a resumable-transfer ledger is unusable
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ class ProcessBoundaryError(CloudFilesError, ValueError):
     """Data that lives in one process (``mem://``) was asked to cross into another."""
 
 
+class LedgerError(CloudFilesError, RuntimeError):
+    """A ResumableTransfer ledger is missing, is not a ledger, holds a different job, or is in a
+    state that forbids the operation (such as deleting it while files are unfinished)."""
+
+
 __all__ = [
     "AuthorizationError",
     "CRC32CIntegrityError",
@@ -78,6 +84,7 @@ __all__ = [
     "CompressionError",
     "DecompressionError",
     "IntegrityError",
+    "LedgerError",
     "MD5IntegrityError",
     "PathEscapeError",
     "ProcessBoundaryError",

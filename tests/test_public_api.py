@@ -11,8 +11,9 @@ import cloudfiles_dask
 def test_exported_names_are_pinned():
     assert sorted(cloudfiles_dask.__all__) == sorted([
         "AuthorizationError", "CRC32CIntegrityError", "CloudFile", "CloudFiles", "CloudFilesError",
-        "CompressionError", "DecompressionError", "IntegrityError", "MD5IntegrityError",
-        "PathEscapeError", "ProcessBoundaryError", "ReadOnlyBackendError",
+        "CompressionError", "DecompressionError", "IntegrityError", "LedgerError", "MD5IntegrityError",
+        "PathEscapeError", "ProcessBoundaryError", "ReadOnlyBackendError", "ResumableFileSet",
+        "ResumableTransfer",
         "UnsupportedCompressionType", "UnsupportedProtocolError", "__version__", "clear_memory",
         "dl", "reset_connection_pools",
     ])
@@ -32,7 +33,7 @@ def test_exceptions_form_one_tree():
 def test_import_does_not_load_heavy_modules():
     heavy = ["boto3", "botocore", "google.cloud.storage", "dask", "distributed", "ipywidgets",
              "gevent", "tqdm", "fasteners", "deflate", "brotli", "zstandard", "requests",
-             "multiprocessing", "concurrent.futures"]
+             "multiprocessing", "concurrent.futures", "sqlite3"]
     code = (
         "import sys, cloudfiles_dask\n"
         f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
