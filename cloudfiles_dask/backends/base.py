@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
 from ..compression import ENCODING_SUFFIXES, SUFFIX_ENCODINGS, SUFFIX_ORDER
@@ -44,7 +44,7 @@ class PutMeta:
 class BackendOptions:
     """Construction arguments a backend may care about; each ignores what is not its concern."""
 
-    secrets: Any = None
+    secrets: Any = field(default=None, repr=False)  # never in reprs or logs
     request_payer: str | None = None
     locking: bool = False
     lock_dir: str | None = None
