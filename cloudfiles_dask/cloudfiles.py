@@ -93,6 +93,8 @@ class CloudFiles:
             raise ValueError(
                 f"request_payer is only meaningful for s3:// and gs://, not {extracted.protocol}://"
             )
+        if extracted.protocol == "s3" and request_payer not in (None, "requester"):
+            raise ValueError(f"request_payer for s3:// must be None or 'requester', got {request_payer!r}")
         self.progress = progress
         self.green = resolve_green(green)
         self.secrets = secrets

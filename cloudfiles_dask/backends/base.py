@@ -29,7 +29,7 @@ class Blob:
     content: Any  # bytes, or any object mem:// was given with raw=True
     encoding: str | None = None  # stored encoding, canonical name (see compression)
     hash: str | None = None  # the service's checksum of the stored bytes, if any
-    hash_type: str | None = None  # "md5" | "crc32c" | None
+    hash_type: str | None = None  # "md5" | "crc32c" | "etag" (S3) | None; see _engine.integrity
 
 
 @dataclass(frozen=True, slots=True)

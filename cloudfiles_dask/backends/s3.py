@@ -1,0 +1,941 @@
+"""s3:// — Amazon S3 and S3-compatible services (``s3://http(s)://HOST/``, ``endpoint=``, aliases).
+
+Cost and behaviour, plainly:
+
+- One botocore client per (endpoint, region, credentials fingerprint, unsigned, timeouts) per
+  process, shared by every backend that matches, made on first use and again after a fork. The
+  connection pool holds ``max(10, num_threads)`` connections (grown if a later user needs more).
+  botocore does not retry (``total_max_attempts=1``): the engine owns the retry policy.
+- A full read is one GET (no HEAD); it returns the ETag for the engine's integrity check.
+  Ranged reads are one GET with a ``Range`` header; only a range that needs the size (a negative
+  ``end``, or a negative ``start`` with an ``end``) costs a HEAD first, and an empty range costs a
+  HEAD only (to tell "empty" from "missing"). A body shorter than its Content-Length raises a
+  retryable error; short data is never returned.
+- A write up to ``composite_upload_threshold`` bytes is one PUT with Content-MD5, so the server
+  rejects bytes damaged on the way. Larger bytes, and file handles larger than the threshold,
+  go up as a multipart upload in parts of ``max(8 MiB, ceil(size / 10000))`` with Content-MD5 on
+  each part, at most :data:`PARTS_IN_FLIGHT` parts in flight (so memory stays near
+  ``PARTS_IN_FLIGHT * part size`` per call; sequential under gevent monkey-patching). A file
+  handle is read part by part, never whole. Any failure, KeyboardInterrupt included, aborts the
+  upload, so a partial object is never visible under the key.
+  A stream whose size cannot be known (a pipe) is read one part at a time: if it ends within the
+  first part and within the threshold it is one PUT, otherwise it is a multipart upload.
+- Content-Encoding is written in canonical form (``bz2``, not ``bzip2``); on read ``aws-chunked``
+  is dropped and spellings are normalised. An encoding this library does not know is passed on
+  lower-cased, so decoding it fails with a clear error while ``raw=True`` still works.
+- Server-side copies (``copy_to``) need the same endpoint, alias and credentials; objects above
+  :data:`MULTIPART_COPY_THRESHOLD` (5 GB, the single-request limit) use UploadPartCopy.
+- ``no_sign_request=True`` sends unsigned requests (public buckets). ``request_payer="requester"``
+  adds ``x-amz-request-payer: requester`` to every request.
+
+Errors name the object (``s3://bucket/key``) and the service's answer. 401/403 raise
+:class:`~cloudfiles_dask.exceptions.AuthorizationError`; other failures raise :class:`S3Error`,
+chained to the botocore error. Secrets never appear in messages, reprs or logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from operator import itemgetter
+from typing import Any, BinaryIO, NoReturn
+
+from .. import _retry, compression
+from .. import secrets as _secrets
+from ..exceptions import AuthorizationError, CloudFilesError, UnsupportedCompressionType
+from .base import Backend, BackendOptions, Blob, PutMeta
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+#: Smallest part of a multipart upload (boto3's and the aws cli's size, so ETags are familiar).
+MIN_PART_SIZE = 8 * MiB
+#: S3 allows at most this many parts per multipart upload.
+MAX_PARTS = 10_000
+#: Parts of one upload being sent at once (memory per upload is about this many parts).
+PARTS_IN_FLIGHT = 4
+#: Server-side part copies of one multipart copy in flight at once (no bytes pass through here).
+COPY_PARTS_IN_FLIGHT = 8
+#: Objects larger than this are copied with UploadPartCopy (5 GB is S3's CopyObject limit).
+MULTIPART_COPY_THRESHOLD = 5 * 1000**3
+#: Target part size of a multipart copy; parts are then made equal (see ``_copy_part_size``).
+COPY_PART_SIZE = 512 * MiB
+#: Keys per ListObjectsV2 page.
+LIST_PAGE_SIZE = 1000
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+_AUTH_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AccountProblem",
+        "InvalidSecurity",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "InternalError",
+        "RequestTimeout",
+        "ServiceUnavailable",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        # the bytes were damaged or cut short on the way: sending them again is the cure
+        "BadDigest",
+        "IncompleteBody",
+        "XAmzContentSHA256Mismatch",
+    }
+)
+_MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+
+
+class S3Error(CloudFilesError):
+    """An S3 request failed. ``transient`` says whether repeating it may succeed; the botocore
+    error is the ``__cause__``."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+# -- clients: one per process and configuration -------------------------------------------------
+_CLIENTS: dict[tuple, tuple[int, Any]] = {}
+_CLIENTS_LOCK = threading.Lock()
+_SESSION: list[Any] = [None, -1]  # [botocore session, pid]
+
+
+def _forget_clients_after_fork() -> None:
+    # The child must not reuse the parent's sockets, nor wait on a lock a parent thread held.
+    global _CLIENTS, _CLIENTS_LOCK
+    _CLIENTS = {}
+    _CLIENTS_LOCK = threading.Lock()
+    _SESSION[:] = [None, -1]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_clients_after_fork)
+
+
+def clear_clients() -> None:
+    """Forget every cached client of this process (the next request makes new ones)."""
+    with _CLIENTS_LOCK:
+        _CLIENTS.clear()
+
+
+def _make_client(endpoint: str | None, region: str, creds: dict, unsigned: bool, pool: int,
+                 timeouts: tuple[float, float]) -> Any:
+    import botocore
+    import botocore.session
+    from botocore.config import Config
+
+    pid = os.getpid()
+    if _SESSION[1] != pid:
+        _SESSION[:] = [botocore.session.get_session(), pid]
+    config = {
+        "max_pool_connections": pool,
+        "retries": {"total_max_attempts": 1, "mode": "standard"},
+        "connect_timeout": timeouts[0],
+        "read_timeout": timeouts[1],
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+        "parameter_validation": False,  # our own calls are well-formed; saves CPU per request
+        "user_agent_extra": "cloudfiles-dask",
+    }
+    if endpoint:
+        config["s3"] = {"addressing_style": "path"}
+    if unsigned:
+        config["signature_version"] = botocore.UNSIGNED
+    kwargs: dict[str, Any] = {"region_name": region, "config": Config(**config)}
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    if not unsigned and creds.get("AWS_ACCESS_KEY_ID"):
+        kwargs["aws_access_key_id"] = creds["AWS_ACCESS_KEY_ID"]
+        kwargs["aws_secret_access_key"] = creds.get("AWS_SECRET_ACCESS_KEY")
+        kwargs["aws_session_token"] = creds.get("AWS_SESSION_TOKEN")
+    return _SESSION[0].create_client("s3", **kwargs)
+
+
+def get_client(endpoint: str | None, region: str, creds: dict, unsigned: bool, pool: int) -> Any:
+    """The shared client of this process for this configuration (made if needed).
+
+    Clients are keyed by a fingerprint of the credentials, never the credentials themselves."""
+    timeouts = _retry.timeouts()
+    fingerprint = "unsigned" if unsigned else _secrets.fingerprint(
+        {k: v for k, v in creds.items() if k != "AWS_DEFAULT_REGION"}
+    )
+    key = (endpoint, region, fingerprint, unsigned, os.getpid(), timeouts)
+    with _CLIENTS_LOCK:
+        found = _CLIENTS.get(key)
+        if found is not None and found[0] >= pool:
+            return found[1]
+        pool = max(pool, found[0]) if found is not None else pool
+        client = _make_client(endpoint, region, creds, unsigned, pool, timeouts)
+        _CLIENTS[key] = (pool, client)
+        log.debug("new S3 client for endpoint=%s region=%s credentials=%s unsigned=%s pool=%d",
+                  endpoint or "aws", region, fingerprint, unsigned, pool)
+        return client
+
+
+# -- small helpers --------------------------------------------------------------------------------
+def _md5_b64(data: bytes | bytearray) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+
+
+_ENCODINGS: dict[str | None, str | None] = {}
+_UNSEEN = object()
+
+
+def canonical_encoding(header: str | None) -> str | None:
+    """The canonical encoding named by a Content-Encoding header (``aws-chunked`` dropped);
+    unknown names come back lower-cased, so decoding them fails with a clear error."""
+    found = _ENCODINGS.get(header, _UNSEEN)
+    if found is not _UNSEEN:
+        return found  # type: ignore[return-value]
+    tokens = [t.strip().lower() for t in (header or "").split(",")]
+    tokens = [t for t in tokens if t and t not in ("aws-chunked", "identity")]
+    if not tokens:
+        result = None
+    elif len(tokens) == 1:
+        try:
+            result = compression.normalize_encoding(tokens[0])
+        except UnsupportedCompressionType:
+            result = tokens[0]
+    else:
+        result = ", ".join(tokens)
+    if len(_ENCODINGS) < 256:
+        _ENCODINGS[header] = result
+    return result
+
+
+def _remaining_size(handle: Any) -> int | None:
+    """Bytes from the current position to the end of a file handle, or None if unknowable."""
+    try:
+        fileno = handle.fileno()
+    except (AttributeError, OSError, ValueError):
+        fileno = None
+    if fileno is not None:
+        try:
+            st = os.fstat(fileno)
+            import stat
+
+            if stat.S_ISREG(st.st_mode):
+                return max(0, st.st_size - handle.tell())
+        except (OSError, ValueError):
+            pass
+    try:
+        if not handle.seekable():
+            return None
+        here = handle.tell()
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(here)
+        return max(0, end - here)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _read_exactly(handle: Any, n: int) -> bytearray | bytes:
+    """Up to ``n`` bytes, fewer only at the end of the stream (short reads are continued)."""
+    readinto = getattr(handle, "readinto", None)
+    if readinto is not None:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        try:
+            while got < n:
+                count = readinto(view[got:])
+                if not count:
+                    break
+                got += count
+        finally:
+            view.release()
+        if got < n:
+            del buf[got:]
+        return buf
+    pieces = []
+    got = 0
+    while got < n:
+        piece = handle.read(n - got)
+        if not piece:
+            break
+        pieces.append(piece)
+        got += len(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def upload_part_size(size: int) -> int:
+    """Part size of a multipart upload of ``size`` bytes: 8 MiB, or more to stay in 10000 parts."""
+    return max(MIN_PART_SIZE, -(-size // MAX_PARTS))
+
+
+def _copy_part_size(size: int) -> int:
+    """Equal parts near COPY_PART_SIZE: ``ceil(size / N)`` is what the integrity check tries for
+    a multipart ETag with N parts, so a copied object still verifies on download."""
+    parts = min(MAX_PARTS, max(1, -(-size // COPY_PART_SIZE)))
+    return -(-size // parts)
+
+
+def _gevent_patched() -> bool:
+    if "gevent" not in sys.modules:
+        return False
+    try:
+        from gevent import monkey
+
+        return bool(monkey.is_module_patched("threading"))
+    except Exception:  # pragma: no cover - half-installed gevent
+        return False
+
+
+def _status_and_code(error: BaseException) -> tuple[int | None, str]:
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return None, ""
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = str(response.get("Error", {}).get("Code", "") or "")
+    return status, code
+
+
+def _is_client_error(error: BaseException) -> bool:
+    return type(error).__name__ == "ClientError" or any(
+        cls.__name__ == "ClientError" and cls.__module__ == "botocore.exceptions"
+        for cls in type(error).__mro__
+    )
+
+
+def _is_missing(error: BaseException) -> bool:
+    """A 404 for the object itself (a missing *bucket* is not "missing", except on HEAD, whose
+    404 has no body to tell them apart)."""
+    if not _is_client_error(error):
+        return False
+    status, code = _status_and_code(error)
+    return code in _MISSING_CODES or (status == 404 and code != "NoSuchBucket")
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors worth repeating: connection trouble, timeouts, cut-off bodies, 429, 5xx
+    and S3's slow-down / internal-error codes. Never for 4xx such as 400, 403 or 404."""
+    if isinstance(error, S3Error):
+        return error.transient
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    import http.client
+
+    if isinstance(error, (http.client.IncompleteRead, http.client.RemoteDisconnected)):
+        return True
+    if "urllib3" in sys.modules:
+        from urllib3 import exceptions as u3
+
+        if isinstance(error, (u3.ProtocolError, u3.TimeoutError, u3.NewConnectionError)):
+            return True
+    if "botocore" not in sys.modules:
+        return False
+    from botocore import exceptions as bce
+
+    if isinstance(error, bce.SSLError):
+        return "CERTIFICATE_VERIFY_FAILED" not in str(error)
+    if isinstance(error, (bce.HTTPClientError, bce.ConnectionError, bce.IncompleteReadError)):
+        return True
+    if isinstance(error, bce.ClientError):
+        status, code = _status_and_code(error)
+        if code in _TRANSIENT_CODES:
+            return True
+        return status is not None and (status == 429 or status >= 500)
+    return False
+
+
+def _translate(error: BaseException, op: str, where: str) -> BaseException:
+    """A clear error naming ``where`` for a failure of ``op``; unknown errors pass unchanged."""
+    if isinstance(error, CloudFilesError):
+        return error
+    if _is_client_error(error):
+        status, code = _status_and_code(error)
+        message = error.response.get("Error", {}).get("Message") or ""  # type: ignore[attr-defined]
+        answer = f"HTTP {status} {code}".strip() + (f": {message}" if message else "")
+        if status in (401, 403) or code in _AUTH_CODES:
+            return AuthorizationError(
+                f"S3 refused {op} of {where} ({answer}). Check the credentials used for this "
+                f"bucket (secrets=, BUCKET-aws-secret.json / aws-secret.json, or the AWS_* "
+                f"environment variables) and their permissions; S3 also answers 403 for a "
+                f"missing key when the credentials may not list the bucket."
+            )
+        if code == "NoSuchBucket":
+            return S3Error(f"S3 {op} of {where} failed: the bucket does not exist ({answer}).")
+        return S3Error(f"S3 {op} of {where} failed ({answer}).", is_transient(error))
+    name = type(error).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return AuthorizationError(
+            f"No usable AWS credentials for {op} of {where}: pass secrets=, put "
+            f"aws-secret.json in the secrets directory, or set AWS_ACCESS_KEY_ID and "
+            f"AWS_SECRET_ACCESS_KEY. Public buckets can be read with no_sign_request=True."
+        )
+    if is_transient(error) or type(error).__module__.startswith(("botocore", "urllib3")):
+        return S3Error(f"S3 {op} of {where} failed: {name}: {error}", is_transient(error))
+    return error
+
+
+class _Multipart:
+    """Runs the parts of one multipart upload or copy, a bounded number at a time, and aborts
+    the upload on any failure (so no partial object ever appears)."""
+
+    def __init__(self, backend: S3Backend, key: str, create_params: dict, in_flight: int):
+        self.backend = backend
+        self.key = key
+        self.create_params = create_params
+        self.in_flight = 1 if _gevent_patched() else max(1, in_flight)
+
+    def run(self, jobs: Iterator[tuple[int, Callable[[str], str]]]) -> dict:
+        backend = self.backend
+        client = backend._client()
+        target = {"Bucket": backend.bucket, "Key": self.key, **backend._payer}
+        created = _retry.call(client.create_multipart_upload, is_transient,
+                              **target, **self.create_params)
+        upload_id = created["UploadId"]
+        try:
+            etags = self._run_parts(jobs, upload_id)
+            parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+            return _retry.call(client.complete_multipart_upload, is_transient, **target,
+                               UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            try:
+                _retry.call(client.abort_multipart_upload, is_transient, **target,
+                            UploadId=upload_id)
+            except Exception as abort_error:  # report the original failure, not this one
+                log.warning("could not abort the multipart upload of %s: %s",
+                            backend._where(self.key), type(abort_error).__name__)
+            raise
+
+    def _run_parts(self, jobs: Iterator[tuple[int, Callable[[str], str]]], upload_id: str) -> dict[int, str]:
+        etags: dict[int, str] = {}
+        if self.in_flight == 1:
+            for number, job in jobs:
+                etags[number] = job(upload_id)
+                del job  # let the part's bytes go before the next part is read
+            return etags
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="cfdask-s3-part")
+        pending: dict[Any, int] = {}
+        try:
+            for number, job in jobs:
+                pending[pool.submit(job, upload_id)] = number
+                del job
+                # wait for room before reading the next part: at most in_flight parts in memory
+                while len(pending) >= self.in_flight:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        etags[pending.pop(future)] = future.result()
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    etags[pending.pop(future)] = future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return etags
+
+
+class S3Backend(Backend):
+    """An S3 bucket (or a key prefix in it), on AWS or any S3-compatible endpoint."""
+
+    exists_batch_size = 1
+    delete_batch_size = 1000
+
+    def __init__(self, root, options: BackendOptions):
+        super().__init__(root, options)
+        if not root.bucket:
+            raise ValueError(f"An S3 path needs a bucket: {root!r}")
+        self.bucket: str = root.bucket
+        path = root.path or ""
+        self.base = path if not path or path.endswith("/") else path + "/"
+        endpoint = options.endpoint or root.host
+        if endpoint:
+            endpoint = endpoint.rstrip("/")
+            if not endpoint.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"An S3 endpoint must start with http:// or https://, got {endpoint!r}"
+                )
+        self.endpoint: str | None = endpoint or None
+        payer = options.request_payer
+        if payer is None:
+            self._payer: dict[str, str] = {}
+        elif payer == "requester":
+            self._payer = {"RequestPayer": "requester"}
+        else:
+            raise ValueError(
+                f"request_payer must be None or 'requester' for S3, got {payer!r}"
+            )
+        self.acl: str | None = None
+        if root.alias:
+            from ..paths import resolve_alias
+
+            self.acl = resolve_alias(root.alias).get("acl")
+        self.unsigned = bool(options.no_sign_request)
+        self.pool_size = max(10, int(options.num_threads or 0))
+        self._creds: dict | None = None
+        self._cached: tuple[int, Any] | None = None  # (pid, client)
+
+    # -- identity, credentials, client ----------------------------------------------------------
+    def describe(self) -> str:
+        if self.root.alias:
+            return f"{self.root.alias}://{self.bucket}/{self.base}"
+        if self.endpoint:
+            return f"s3://{self.endpoint}/{self.bucket}/{self.base}"
+        return f"s3://{self.bucket}/{self.base}"
+
+    def __repr__(self) -> str:
+        return f"S3Backend({self.describe()!r})"
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_cached"] = None  # clients never cross processes
+        state["_creds"] = None  # nor do credentials read from files or the environment
+        return state
+
+    def _where(self, full_key: str) -> str:
+        return self.describe()[: -len(self.base) or None] + full_key
+
+    def credentials(self) -> dict:
+        """The AWS credentials in force (explicit ``secrets=`` first, then the secrets files and
+        the environment); ``{AWS_DEFAULT_REGION}`` alone means boto's default chain."""
+        creds = self._creds
+        if creds is None:
+            explicit = _secrets.parse_explicit(self.options.secrets)
+            if explicit is None:
+                creds = _secrets.aws_credentials(self.bucket, self.root.alias or "aws")
+            elif isinstance(explicit, dict):
+                creds = _secrets.normalize_aws(explicit)
+            else:
+                raise TypeError(
+                    f"secrets= for {self.describe()} must be a dict (or JSON object string) of "
+                    f"AWS keys, got {type(explicit).__name__}"
+                )
+            if bool(creds.get("AWS_ACCESS_KEY_ID")) != bool(creds.get("AWS_SECRET_ACCESS_KEY")):
+                raise ValueError(
+                    f"The credentials for {self.describe()} need both AWS_ACCESS_KEY_ID and "
+                    f"AWS_SECRET_ACCESS_KEY (one of them is missing)."
+                )
+            self._creds = creds
+        return creds
+
+    def credentials_fingerprint(self) -> str:
+        if self.unsigned:
+            return "unsigned"
+        return _secrets.fingerprint(self.credentials())
+
+    def _client(self) -> Any:
+        cached = self._cached
+        pid = os.getpid()
+        if cached is not None and cached[0] == pid:
+            return cached[1]
+        if cached is not None:  # forked: files and environment may differ in the child
+            self._creds = None
+        if self.unsigned and self.options.secrets is None:
+            creds = _secrets.normalize_aws({})  # anonymous: no secrets files to read, region only
+        else:
+            creds = self.credentials()
+        client = get_client(self.endpoint, creds.get("AWS_DEFAULT_REGION") or "us-east-1",
+                            creds, self.unsigned, self.pool_size)
+        self._cached = (pid, client)
+        return client
+
+    def _fail(self, error: BaseException, op: str, full_key: str) -> NoReturn:
+        translated = _translate(error, op, self._where(full_key))
+        if translated is error:
+            raise error
+        raise translated from error
+
+    def retryable(self, error: BaseException) -> bool:
+        return is_transient(error)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> Blob | None:
+        full = self.base + key
+        try:
+            if start is None and end is None:
+                return self._get_full(full)
+            return self._get_range(full, start, end)
+        except Exception as e:
+            self._fail(e, "get", full)
+
+    def _get_object(self, full: str, **extra: Any) -> dict | None:
+        try:
+            return self._client().get_object(Bucket=self.bucket, Key=full, **self._payer, **extra)
+        except Exception as e:
+            if _is_missing(e):
+                return None
+            raise
+
+    @staticmethod
+    def _read_body(response: dict) -> bytes:
+        body = response["Body"]
+        try:
+            data = body.read()
+        finally:
+            body.close()
+        expected = response.get("ContentLength")
+        if expected is not None and len(data) != expected:
+            from botocore.exceptions import IncompleteReadError
+
+            raise IncompleteReadError(actual_bytes=len(data), expected_bytes=expected)
+        return data
+
+    def _get_full(self, full: str) -> Blob | None:
+        response = self._get_object(full)
+        if response is None:
+            return None
+        data = self._read_body(response)
+        etag = response.get("ETag")
+        etag = etag.strip('"') if etag else None
+        return Blob(data, canonical_encoding(response.get("ContentEncoding")), etag,
+                    "etag" if etag else None)
+
+    def _get_range(self, full: str, start: int | None, end: int | None) -> Blob | None:
+        suffix = start is not None and start < 0 and end is None
+        if suffix:
+            header = f"bytes={start}"  # "bytes=-N": the last N bytes
+            local = slice(start, None)
+        elif (start is None or start >= 0) and (end is None or end >= 0):
+            first = start or 0
+            if end is not None and end <= first:
+                return self._empty(full)
+            header = f"bytes={first}-" if end is None else f"bytes={first}-{end - 1}"
+            local = slice(first, end)
+        else:  # negative end, or negative start with an end: Python's rules need the size
+            head = self._head(full)
+            if head is None:
+                return None
+            first, stop, _ = slice(start, end).indices(head["ContentLength"])
+            if stop <= first:
+                return Blob(b"", canonical_encoding(head.get("ContentEncoding")))
+            header = f"bytes={first}-{stop - 1}"
+            local = slice(first, stop)
+        try:
+            response = self._get_object(full, Range=header)
+        except Exception as e:
+            status, code = _status_and_code(e)
+            if status != 416 and code != "InvalidRange":
+                raise
+            if not suffix:  # starts at or past the end: nothing there
+                return self._empty(full)
+            # some servers refuse a suffix longer than the object: it means the whole object
+            response = self._get_object(full)
+            if response is None:
+                return None
+            return Blob(self._read_body(response)[local],
+                        canonical_encoding(response.get("ContentEncoding")))
+        if response is None:
+            return None
+        data = self._read_body(response)
+        if not response.get("ContentRange") and response.get("ResponseMetadata", {}).get(
+                "HTTPStatusCode") == 200:
+            data = data[local]  # the server ignored Range and sent everything
+        return Blob(data, canonical_encoding(response.get("ContentEncoding")))
+
+    def _empty(self, full: str) -> Blob | None:
+        head = self._head(full)
+        return None if head is None else Blob(b"", canonical_encoding(head.get("ContentEncoding")))
+
+    def _head(self, full: str) -> dict | None:
+        try:
+            return self._client().head_object(Bucket=self.bucket, Key=full, **self._payer)
+        except Exception as e:
+            if _is_missing(e):
+                return None
+            raise
+
+    def head(self, key: str) -> dict | None:
+        full = self.base + key
+        try:
+            r = self._head(full)
+        except Exception as e:
+            self._fail(e, "head", full)
+        if r is None:
+            return None
+        etag = r.get("ETag")
+        headers = r.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return {
+            "Cache-Control": r.get("CacheControl"),
+            "Content-Length": r.get("ContentLength"),
+            "Content-Type": r.get("ContentType"),
+            "ETag": etag.strip('"') if etag else None,
+            "Last-Modified": r.get("LastModified"),
+            "Content-Md5": headers.get("content-md5"),
+            "Content-Encoding": canonical_encoding(r.get("ContentEncoding")),
+            "Content-Disposition": r.get("ContentDisposition"),
+            "Content-Language": r.get("ContentLanguage"),
+            "Storage-Class": r.get("StorageClass"),
+            "Request-Charged": r.get("RequestCharged"),
+            "Parts-Count": r.get("PartsCount"),
+        }
+
+    def size(self, key: str) -> int | None:
+        full = self.base + key
+        try:
+            r = self._head(full)
+        except Exception as e:
+            self._fail(e, "size", full)
+        return None if r is None else r.get("ContentLength")
+
+    def exists_many(self, keys: list[str]) -> dict[str, bool]:
+        out = {}
+        for key in keys:
+            full = self.base + key
+            try:
+                out[key] = self._head(full) is not None
+            except Exception as e:
+                self._fail(e, "exists", full)
+        return out
+
+    # -- writes ---------------------------------------------------------------------------------
+    def _object_params(self, meta: PutMeta) -> dict:
+        params = {"ContentType": meta.content_type or DEFAULT_CONTENT_TYPE}
+        if meta.encoding:
+            params["ContentEncoding"] = meta.encoding
+        if meta.cache_control:
+            params["CacheControl"] = meta.cache_control
+        if meta.storage_class:
+            params["StorageClass"] = meta.storage_class
+        if self.acl:
+            params["ACL"] = self.acl
+        return params
+
+    def put(self, key: str, data: bytes | BinaryIO | Any, meta: PutMeta) -> None:
+        full = self.base + key
+        try:
+            self._put(full, data, self._object_params(meta))
+        except Exception as e:
+            self._fail(e, "put", full)
+
+    def _put(self, full: str, data: Any, params: dict) -> None:
+        threshold = self.options.composite_upload_threshold
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            if len(data) > threshold:
+                self._upload_buffer(full, memoryview(data).cast("B"), params)
+            else:
+                self._put_object(full, data if isinstance(data, bytes) else bytes(data), params)
+            return
+        if not hasattr(data, "read"):
+            raise TypeError(
+                f"S3 stores bytes or binary file handles, not {type(data).__name__} "
+                f"({self._where(full)})"
+            )
+        size = _remaining_size(data)
+        if size is None:
+            self._upload_stream(full, data, params)
+        elif size > threshold:
+            self._upload_handle(full, data, upload_part_size(size), [], params)
+        else:
+            content = data.read()
+            if isinstance(content, str):
+                raise TypeError(f"{self._where(full)}: the file handle must be opened in binary mode")
+            self._put_object(full, content, params)
+
+    def _put_object(self, full: str, content: bytes | bytearray, params: dict) -> None:
+        self._client().put_object(Bucket=self.bucket, Key=full, Body=content,
+                                  ContentMD5=_md5_b64(content), **self._payer, **params)
+
+    def _part_job(self, full: str, number: int, chunk: bytes | bytearray) -> Callable[[str], str]:
+        client = self._client()
+        md5 = _md5_b64(chunk)
+
+        def job(upload_id: str) -> str:
+            response = _retry.call(client.upload_part, is_transient, Bucket=self.bucket, Key=full,
+                                   UploadId=upload_id, PartNumber=number, Body=chunk,
+                                   ContentMD5=md5, **self._payer)
+            return response["ETag"]
+
+        return job
+
+    def _upload_buffer(self, full: str, view: memoryview, params: dict) -> None:
+        size = len(view)
+        part = upload_part_size(size)
+
+        def jobs() -> Iterator[tuple[int, Callable[[str], str]]]:
+            for number, offset in enumerate(range(0, size, part), start=1):
+                yield number, self._part_job(full, number, bytes(view[offset:offset + part]))
+
+        self._finish_upload(full, jobs(), params)
+
+    def _upload_handle(self, full: str, handle: Any, part: int, first: list, params: dict) -> None:
+        """Upload the rest of ``handle`` in parts of ``part`` bytes. ``first`` holds the first
+        part if it was read already; it is emptied so that no frame keeps the bytes alive."""
+
+        def jobs() -> Iterator[tuple[int, Callable[[str], str]]]:
+            chunk = first.pop() if first else _read_exactly(handle, part)
+            number = 1
+            while True:
+                if isinstance(chunk, str):
+                    raise TypeError(f"{self._where(full)}: the file handle must be opened in binary mode")
+                if number > MAX_PARTS:
+                    raise ValueError(
+                        f"{self._where(full)}: the stream is longer than {MAX_PARTS} parts of "
+                        f"{part} bytes, the most one S3 upload can hold"
+                    )
+                last = len(chunk) < part
+                yield number, self._part_job(full, number, chunk)
+                del chunk
+                if last:
+                    return
+                chunk = _read_exactly(handle, part)
+                if not chunk:
+                    return
+                number += 1
+
+        self._finish_upload(full, jobs(), params)
+
+    def _upload_stream(self, full: str, handle: Any, params: dict) -> None:
+        threshold = self.options.composite_upload_threshold
+        part = MIN_PART_SIZE
+        first = [_read_exactly(handle, part)]
+        if len(first[0]) < part and len(first[0]) <= threshold:
+            self._put_object(full, first.pop(), params)
+            return
+        self._upload_handle(full, handle, part, first, params)
+
+    def _finish_upload(self, full: str, jobs: Iterator[tuple[int, Callable[[str], str]]], params: dict) -> None:
+        try:
+            _Multipart(self, full, params, PARTS_IN_FLIGHT).run(jobs)
+        except Exception as e:
+            # the parts were retried one by one already: do not send the whole upload again
+            translated = _translate(e, "multipart upload", self._where(full))
+            if isinstance(translated, S3Error):
+                translated.transient = False
+            if translated is e:
+                raise
+            raise translated from e
+
+    # -- delete, list ---------------------------------------------------------------------------
+    def delete_many(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        if len(keys) > 1000:
+            for start in range(0, len(keys), 1000):
+                self.delete_many(keys[start:start + 1000])
+            return
+        try:
+            response = self._client().delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": self.base + k} for k in keys], "Quiet": True},
+                **self._payer,
+            )
+        except Exception as e:
+            self._fail(e, "delete", self.base + keys[0] if len(keys) == 1 else self.base)
+        errors = response.get("Errors") or []
+        if errors:
+            shown = "; ".join(
+                f"{self._where(err.get('Key', '?'))}: {err.get('Code', '?')} {err.get('Message', '')}".rstrip()
+                for err in errors[:5]
+            )
+            more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+            codes = {err.get("Code") for err in errors}
+            if codes & _AUTH_CODES:
+                raise AuthorizationError(f"S3 refused to delete {len(errors)} object(s): {shown}{more}")
+            raise S3Error(f"S3 failed to delete {len(errors)} object(s): {shown}{more}",
+                          transient=bool(codes & _TRANSIENT_CODES))
+
+    def list(self, prefix: str = "", flat: bool = False, size: bool = False) -> Iterator[tuple[str, int | None]]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.base + prefix,
+                                  "MaxKeys": LIST_PAGE_SIZE, **self._payer}
+        if flat:
+            params["Delimiter"] = "/"
+        return self._pages(params, len(self.base))
+
+    def _list_page(self, params: dict) -> dict:
+        try:
+            return self._client().list_objects_v2(**params)
+        except Exception as e:
+            self._fail(e, "list", params["Prefix"])
+
+    def _pages(self, params: dict, cut: int) -> Iterator[tuple[str, int | None]]:
+        while True:
+            page = _retry.call(self._list_page, self.retryable, params)
+            entries = [(obj["Key"][cut:], obj.get("Size")) for obj in page.get("Contents") or ()]
+            dirs = page.get("CommonPrefixes")
+            if dirs:
+                entries += [(d["Prefix"][cut:], None) for d in dirs]
+                entries.sort(key=itemgetter(0))
+            yield from entries
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            params = {**params, "ContinuationToken": token}
+
+    # -- server-side copy -----------------------------------------------------------------------
+    def can_copy_to(self, other: Backend) -> bool:
+        return (
+            isinstance(other, S3Backend)
+            and other.endpoint == self.endpoint
+            and other.root.alias == self.root.alias
+            and other.unsigned == self.unsigned
+            and other.credentials_fingerprint() == self.credentials_fingerprint()
+        )
+
+    def copy_to(self, key: str, other: Backend, dest_key: str) -> int | None:
+        if not self.can_copy_to(other):
+            raise ValueError(f"{self.describe()} cannot copy server-side to {other.describe()}")
+        assert isinstance(other, S3Backend)
+        src = self.base + key
+        dest = other.base + dest_key
+        try:
+            head = self._head(src)
+            if head is None:
+                return None
+            nbytes = head["ContentLength"]
+            if other.bucket == self.bucket and dest == src:
+                return nbytes  # S3 refuses copying an object onto itself unchanged
+            source = {"Bucket": self.bucket, "Key": src}
+            if nbytes <= MULTIPART_COPY_THRESHOLD:
+                params: dict[str, Any] = {"MetadataDirective": "COPY"}
+                if self.acl:
+                    params["ACL"] = self.acl
+                if head.get("StorageClass"):
+                    params["StorageClass"] = head["StorageClass"]
+                self._client().copy_object(Bucket=other.bucket, Key=dest, CopySource=source,
+                                           **params, **self._payer)
+            else:
+                other._multipart_copy(dest, source, head, nbytes, self.acl)
+            return nbytes
+        except Exception as e:
+            self._fail(e, "copy", src)
+
+    def _multipart_copy(self, dest: str, source: dict, head: dict, nbytes: int, acl: str | None) -> None:
+        params = {
+            name: head[name]
+            for name in ("ContentType", "ContentEncoding", "CacheControl", "ContentDisposition",
+                         "ContentLanguage", "Metadata", "StorageClass", "Expires")
+            if head.get(name)
+        }
+        if acl:
+            params["ACL"] = acl
+        part = _copy_part_size(nbytes)
+        client = self._client()
+
+        def job_for(number: int, first: int, last: int) -> Callable[[str], str]:
+            def job(upload_id: str) -> str:
+                response = _retry.call(
+                    client.upload_part_copy, is_transient, Bucket=self.bucket, Key=dest,
+                    UploadId=upload_id, PartNumber=number, CopySource=source,
+                    CopySourceRange=f"bytes={first}-{last}", **self._payer,
+                )
+                etag = (response.get("CopyPartResult") or {}).get("ETag")
+                if not etag:
+                    raise S3Error(f"{self._where(dest)}: the server answered UploadPartCopy without "
+                                  f"an ETag (it may not support multipart copies)")
+                return etag
+
+            return job
+
+        jobs = (
+            (number, job_for(number, offset, min(offset + part, nbytes) - 1))
+            for number, offset in enumerate(range(0, nbytes, part), start=1)
+        )
+        _Multipart(self, dest, params, COPY_PARTS_IN_FLIGHT).run(jobs)
