@@ -1,0 +1,464 @@
+"""What every ``cloudfiles`` command shares: errors, the path grammar, listings, progress, output.
+
+Path grammar (cp, mv, rm, ls, du, head, cat):
+
+- a path without a protocol is local (``file://`` + its absolute path);
+- ``dir/`` (trailing separator) and a bucket root (``gs://b``) are directories;
+- the last component may carry a wildcard: ``PREFIX*`` lists one level, ``PREFIX**`` lists
+  recursively, and anything after the stars is a suffix filter (``dir/*.jpg``, ``dir/**.json``).
+  Stars anywhere else are refused with an explanation.
+
+Heavy imports (the CloudFiles facade, tqdm, sqlite3) happen inside functions, so
+``cloudfiles --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+class CLIError(click.ClickException):
+    """A user-facing failure: ``cloudfiles <command>: <message>`` on stderr, exit status 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, prefix: str | None = None):
+        if prefix is None:
+            ctx = click.get_current_context(silent=True)
+            prefix = ctx.command_path if ctx is not None else "cloudfiles"
+        super().__init__(message)
+        self.prefix = prefix
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"{self.prefix}: {self.format_message()}", err=True)
+
+
+class CommandGroup(click.Group):
+    """Turns library errors into one line on stderr (``cloudfiles cp: ...``) and exit status 1.
+
+    Set CLOUDFILES_DEBUG=1 to get the full traceback instead.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BrokenPipeError:
+            raise  # click handles a closed stdout (`cloudfiles ls ... | head`)
+        except KeyboardInterrupt:
+            raise click.exceptions.Abort() from None
+        except Exception as e:
+            if os.environ.get("CLOUDFILES_DEBUG"):
+                raise
+            name = ctx.invoked_subcommand
+            prefix = f"{ctx.command_path} {name}" if name else ctx.command_path
+            raise CLIError(describe_error(e), prefix=prefix) from None
+
+
+def describe_error(error: BaseException) -> str:
+    """One line naming the path and the cause."""
+    from ..exceptions import CloudFilesError
+
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    text = str(error) or type(error).__name__
+    if isinstance(error, (CloudFilesError, FileNotFoundError, ValueError, PermissionError)):
+        return text
+    return f"{type(error).__name__}: {text}"
+
+
+def warn(message: str) -> None:
+    """A note on stderr that does not change the exit status."""
+    ctx = click.get_current_context(silent=True)
+    prefix = ctx.command_path if ctx is not None else "cloudfiles"
+    click.echo(f"{prefix}: {message}", err=True)
+
+
+def fail_many(problems: list[str]) -> None:
+    """Report every problem found while planning, then stop before doing anything."""
+    if not problems:
+        return
+    for problem in problems[:-1]:
+        warn(problem)
+    raise CLIError(problems[-1])
+
+
+def parallel_of(ctx: click.Context) -> int:
+    obj = ctx.find_root().obj or {}
+    return int(obj.get("parallel", 1))
+
+
+# -- paths --------------------------------------------------------------------------------------
+
+_WILDCARD = re.compile(r"^(?P<prefix>[^*]*)(?P<stars>\*\*?)(?P<suffix>[^*]*)$")
+
+
+def join(base: str, name: str) -> str:
+    """``base`` + ``/`` + ``name`` for cloudpaths (keys always use ``/``)."""
+    if not name:
+        return base
+    return (base if base.endswith("/") else base + "/") + name
+
+
+@dataclass
+class PathSpec:
+    """One path argument, parsed.
+
+    ``base`` is the directory cloudpath the last component lives in, ``name`` that component
+    ('' for ``dir/`` and bucket roots); for wildcards ``prefix``/``stars``/``suffix`` split it.
+    """
+
+    arg: str
+    cloudpath: str
+    protocol: str
+    base: str
+    name: str
+    local_path: str | None = None  # the OS path for file:// (without wildcards)
+    stars: str = ""
+    prefix: str = ""
+    suffix: str = ""
+    is_root: bool = False
+
+    @property
+    def local(self) -> bool:
+        return self.protocol == "file"
+
+    @property
+    def wildcard(self) -> bool:
+        return bool(self.stars)
+
+    @property
+    def dirpath(self) -> str:
+        """The cloudpath of this path taken as a directory."""
+        return join(self.base, self.name)
+
+    @property
+    def dirname(self) -> str:
+        """The name a directory source gets when it is nested into a destination directory."""
+        if self.name:
+            return self.name
+        if self.local:
+            return os.path.basename(self.local_path.rstrip(os.sep)) if self.local_path else ""
+        return posixpath.basename(self.base.rstrip("/"))
+
+
+def parse_path(arg: str) -> PathSpec:
+    """Parse a path argument; CLIError (naming it) if it does not parse."""
+    from .. import paths
+
+    try:
+        cloudpath = paths.normalize(arg)
+        extracted = paths.extract(cloudpath)
+    except ValueError as e:
+        raise CLIError(f"{arg}: {e}") from None
+    protocol = extracted.protocol
+    if protocol != "file" and not extracted.path.strip("/"):
+        base = cloudpath if cloudpath.endswith("/") else cloudpath + "/"
+        return PathSpec(arg, cloudpath, protocol, base, "", is_root=True)
+    base, name = paths.dirname(cloudpath), paths.basename(cloudpath)
+    local_path = extracted.path if protocol == "file" else None
+    if protocol == "file" and base in ("file://", ""):
+        base = "file:///"
+    spec = PathSpec(arg, cloudpath, protocol, base, name, local_path, is_root=protocol == "file" and local_path == "/")
+    if "*" in base:
+        raise CLIError(
+            f"{arg}: wildcards are only allowed in the last path component "
+            f"(for example dir/*, dir/** or dir/*.jpg)"
+        )
+    if "*" in name:
+        match = _WILDCARD.match(name)
+        if match is None:
+            raise CLIError(
+                f"{arg}: unsupported wildcard {name!r}; use PREFIX* (one level), PREFIX** "
+                f"(recursive), optionally followed by a suffix such as *.jpg"
+            )
+        spec.stars, spec.prefix, spec.suffix = match["stars"], match["prefix"], match["suffix"]
+        spec.local_path = None
+    return spec
+
+
+def cloudfiles(cloudpath: str, **kwargs: Any) -> Any:
+    from .. import CloudFiles
+
+    return CloudFiles(cloudpath, **kwargs)
+
+
+def dir_exists(spec: PathSpec, **kwargs: Any) -> bool:
+    """True if ``spec`` names an existing directory (for object stores: a prefix with keys)."""
+    if spec.local:
+        return spec.local_path is not None and os.path.isdir(spec.local_path)
+    if spec.is_root:
+        return True
+    return bool(cloudfiles(spec.base, **kwargs).isdir(spec.name))
+
+
+def file_exists(spec: PathSpec, **kwargs: Any) -> bool:
+    if not spec.name:
+        return False
+    return bool(cloudfiles(spec.base, **kwargs).exists(spec.name))
+
+
+@dataclass
+class Resolved:
+    """A source argument resolved into keys under one root cloudpath."""
+
+    spec: PathSpec
+    kind: str  # "file" | "dir" | "wild" | "stdin"
+    root: str
+    keys: list[str] = field(default_factory=list)
+    skipped_dirs: list[str] = field(default_factory=list)
+
+
+def list_files(root: str, prefix: str = "", *, flat: bool = False, recursive_dirs: bool = True,
+               suffix: str = "", **kwargs: Any) -> tuple[list[str], list[str]]:
+    """Keys under ``root`` starting with ``prefix``; a flat listing expands its sub-directories
+    when ``recursive_dirs`` (else returns them as skipped). The suffix filter applies to files."""
+    cf = cloudfiles(root, **kwargs)
+    keys: list[str] = []
+    skipped: list[str] = []
+    for entry in cf.list(prefix=prefix, flat=flat):
+        if entry.endswith("/"):
+            if recursive_dirs:
+                keys.extend(cf.list(prefix=entry))
+            else:
+                skipped.append(entry)
+        else:
+            keys.append(entry)
+    if suffix:
+        keys = [k for k in keys if k.endswith(suffix)]
+    return keys, skipped
+
+
+def resolve_sources(specs: Iterable[PathSpec], *, recursive: bool, verb: str,
+                    allow_dirs: bool = True, **cf_kwargs: Any) -> list[Resolved]:
+    """Turn source arguments into keys, or raise a CLIError listing every problem.
+
+    ``verb`` completes "X is a directory (not <verb>); use -r".
+    """
+    resolved: list[Resolved] = []
+    problems: list[str] = []
+    for spec in specs:
+        if spec.wildcard:
+            keys, skipped = list_files(
+                spec.base, spec.prefix, flat=spec.stars == "*", recursive_dirs=recursive,
+                suffix=spec.suffix, **cf_kwargs,
+            )
+            if not keys and not skipped:
+                problems.append(f"{spec.arg}: no files match")
+                continue
+            resolved.append(Resolved(spec, "wild", spec.base, keys, skipped))
+            continue
+        is_file = False
+        if not spec.local and spec.name and not recursive:
+            is_file = file_exists(spec, **cf_kwargs)  # an object named exactly so wins over the prefix
+        if not is_file and dir_exists(spec, **cf_kwargs):
+            if not allow_dirs:
+                problems.append(f"{spec.arg} is a directory")
+                continue
+            if not recursive:
+                problems.append(f"{spec.arg} is a directory (not {verb}); use -r")
+                continue
+            keys, _ = list_files(spec.dirpath, **cf_kwargs)
+            resolved.append(Resolved(spec, "dir", spec.dirpath, keys))
+            continue
+        if is_file or file_exists(spec, **cf_kwargs):
+            resolved.append(Resolved(spec, "file", spec.base, [spec.name]))
+            continue
+        problems.append(f"{spec.arg} does not exist")
+    fail_many(problems)
+    return resolved
+
+
+def read_stdin_paths() -> list[str]:
+    """Newline-separated paths from stdin (blank lines skipped)."""
+    stream = click.get_text_stream("stdin")
+    return [line.strip() for line in stream if line.strip()]
+
+
+def group_stdin_paths(lines: list[str]) -> list[tuple[str, list[str]]]:
+    """Full cloudpaths -> ``[(root, keys)]``: one group per bucket (or local disk), rooted at the
+    deepest directory the group's paths share, so relative structure is kept."""
+    from .. import paths
+
+    groups: dict[str, list[str]] = {}
+    for line in lines:
+        try:
+            cloudpath = paths.normalize(line)
+            extracted = paths.extract(cloudpath)
+        except ValueError as e:
+            raise CLIError(f"{line}: {e}") from None
+        if extracted.protocol == "file":
+            bucket, key = "file://", extracted.path.replace(os.sep, "/")
+        else:
+            bucket, key = paths.asbucketpath(extracted), extracted.path
+        if not key or key.endswith("/"):
+            raise CLIError(f"{line}: a path read from stdin must name a file")
+        groups.setdefault(bucket, []).append(key)
+    out = []
+    for bucket, keys in groups.items():
+        common = posixpath.commonpath([posixpath.dirname(k) for k in keys]) if keys else ""
+        if bucket == "file://":
+            root = "file://" + (common or "/")
+            rel = [posixpath.relpath(k, common or "/") for k in keys]
+        else:
+            root = join(bucket, common) if common else bucket
+            rel = [k[len(common) + 1:] if common else k for k in keys]
+        out.append((root, rel))
+    return out
+
+
+def expand_brackets(text: str) -> list[str]:
+    """``a[bc]d[12]`` -> ``abd1, abd2, acd1, acd2`` (each character in brackets, in order)."""
+    parts = re.split(r"(\[[^\]]*\])", text)
+    results = [""]
+    for part in parts:
+        if part.startswith("[") and part.endswith("]") and len(part) >= 2:
+            choices = part[1:-1]
+            if not choices:
+                raise CLIError(f"{text}: empty [] in an expression")
+            results = [r + c for r in results for c in choices]
+        else:
+            if "[" in part or "]" in part:
+                raise CLIError(f"{text}: unbalanced [ ] in an expression")
+            results = [r + part for r in results]
+    return results
+
+
+# -- sizes and output ---------------------------------------------------------------------------
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def human_bytes(n: float) -> str:
+    """Base-1024 sizes: ``512 B``, ``1.50 KiB``, ``3.00 GiB``."""
+    value = float(n)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def write_lines(lines: Iterable[str], chunk: int = 1000) -> int:
+    """Print lines to stdout in chunks (fast for millions of lines); returns how many."""
+    out = click.get_text_stream("stdout")
+    count = 0
+    buffer: list[str] = []
+    for line in lines:
+        buffer.append(line)
+        if len(buffer) >= chunk:
+            out.write("\n".join(buffer) + "\n")
+            count += len(buffer)
+            buffer = []
+    if buffer:
+        out.write("\n".join(buffer) + "\n")
+        count += len(buffer)
+    out.flush()
+    return count
+
+
+def write_bytes(data: bytes) -> None:
+    out = click.get_binary_stream("stdout")
+    out.write(data)
+    out.flush()
+
+
+# -- progress -----------------------------------------------------------------------------------
+
+
+class Bar:
+    """A tqdm bar on stderr counting files, with bytes moved and the byte rate as a postfix.
+
+    It is a progress *sink* for the library (it is called with ProgressEvents), so several calls
+    can share it; deliberately it has no ``update`` method, which would make the library treat it
+    as a bare tqdm and drop the byte counts.
+    """
+
+    def __init__(self, total: int | None, desc: str):
+        from tqdm import tqdm
+
+        self._tqdm = tqdm(total=total, desc=desc, unit="file", file=sys.stderr, dynamic_ncols=True)
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self.nbytes = 0
+
+    def __call__(self, event: Any) -> None:
+        if getattr(event, "kind", None) == "advance":
+            self.add(event.files, event.nbytes)
+
+    def add(self, files: int, nbytes: int = 0) -> None:
+        with self._lock:
+            self.nbytes += nbytes
+            if self.nbytes:
+                elapsed = max(time.monotonic() - self._start, 1e-6)
+                self._tqdm.set_postfix_str(
+                    f"{human_bytes(self.nbytes)}, {human_bytes(self.nbytes / elapsed)}/s",
+                    refresh=False,
+                )
+            self._tqdm.update(files)
+
+    def close(self) -> None:
+        self._tqdm.close()
+
+    def __enter__(self) -> Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NoBar:
+    def __call__(self, event: Any) -> None:
+        pass
+
+    def add(self, files: int, nbytes: int = 0) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def make_bar(show: bool, total: int | None, desc: str) -> Bar | NoBar:
+    return Bar(total, desc) if show else NoBar()
+
+
+def library_progress(bar: Bar | NoBar) -> Any:
+    """The ``progress=`` argument to hand the library for ``bar``."""
+    return bar if isinstance(bar, Bar) else False
+
+
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), max(1, size)):
+        yield items[i : i + size]
+
+
+def prune_empty_dirs(path: str, include_top: bool = True) -> None:
+    """Remove empty directories under ``path`` (bottom-up), and ``path`` itself if asked."""
+    if not os.path.isdir(path):
+        return
+    for dirpath, _, _ in os.walk(path, topdown=False):
+        if dirpath == path and not include_top:
+            continue
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            pass

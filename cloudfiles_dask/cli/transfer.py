@@ -1,0 +1,290 @@
+"""``cloudfiles cp`` and ``cloudfiles mv``: gsutil-like naming over CloudFiles.transfer_to/moves.
+
+Naming rules (one table for both commands):
+
+=======================  ===================================  ====================================
+source                   destination exists as a directory    destination does not exist
+=======================  ===================================  ====================================
+file                     DEST/file                            DEST (the file takes that name)
+file, DEST ends in /     DEST/file                            DEST/file
+dir or dir/ (cp -r, mv)  DEST/dir/...  (nested)               DEST/...  (the copy is named DEST)
+dir/*                    DEST/<one level>  (never nested)     same
+dir/**                   DEST/<everything>  (never nested)    same
+dir/*.jpg, dir/**.jpg    only names ending in .jpg            same
+several sources          DEST is a directory: each source as if DEST existed
+- (stdin)                newline-separated paths; each group is rooted at the deepest
+                         directory its paths share, which keeps their relative layout
+=======================  ===================================  ====================================
+
+``dir/*`` copies the files of one level; with ``-r`` its sub-directories come along too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from . import _parallel
+from ._common import (
+    CLIError,
+    Resolved,
+    cloudfiles,
+    dir_exists,
+    group_stdin_paths,
+    join,
+    library_progress,
+    make_bar,
+    parallel_of,
+    parse_path,
+    prune_empty_dirs,
+    read_stdin_paths,
+    resolve_sources,
+    warn,
+    write_bytes,
+)
+
+COMPRESSION_CHOICES = ["same", "none", "gzip", "br", "zstd", "xz", "bz2"]
+
+
+def reencode_of(choice: str) -> Any:
+    """``same`` keeps the stored encoding (None), ``none`` stores decoded (False), else a codec."""
+    choice = choice.lower()
+    return {"same": None, "none": False}.get(choice, choice)
+
+
+@dataclass
+class Job:
+    src: str
+    dest: str
+    pairs: list[tuple[str, str]]
+    resolved: Resolved | None = None
+    whole_dir_target: str | None = None  # set when a whole directory goes to a new name
+    extra: dict = field(default_factory=dict)
+
+
+def plan(sources: tuple[str, ...], destination: str, *, recursive: bool, verb: str,
+         no_sign_request: bool = False) -> list[Job]:
+    """Where every source file goes, per the naming rules; CLIError before anything is written."""
+    dest = parse_path(destination)
+    if dest.wildcard:
+        raise CLIError(f"{destination}: the destination cannot contain wildcards")
+    stdin = sources == ("-",)
+    if "-" in sources and not stdin:
+        raise CLIError("'-' (read paths from stdin) must be the only source")
+    many = stdin or len(sources) > 1
+    dest_is_dir = dir_exists(dest)
+    dest_is_file = dest.local and dest.local_path is not None and os.path.isfile(dest.local_path)
+    if many and dest_is_file:
+        raise CLIError(f"{destination} is not a directory (several sources need a directory destination)")
+    if stdin:
+        return [
+            Job(root, dest.dirpath, [(k, k) for k in keys])
+            for root, keys in group_stdin_paths(read_stdin_paths())
+        ]
+    specs = [parse_path(s) for s in sources]
+    resolved = resolve_sources(specs, recursive=recursive, verb=verb, no_sign_request=no_sign_request)
+    jobs = []
+    for r in resolved:
+        for skipped in r.skipped_dirs:
+            warn(f"skipping directory {join(r.root, skipped)} (use -r to include it)")
+        identity = [(k, k) for k in r.keys]
+        if r.kind in ("dir", "wild") and dest_is_file:
+            raise CLIError(f"cannot put the files of {r.spec.arg} into {destination}: it is a file")
+        if r.kind == "wild":
+            jobs.append(Job(r.root, dest.dirpath, identity, r))
+        elif r.kind == "dir":
+            nest = dest_is_dir or many
+            target = join(dest.dirpath, r.spec.dirname) if nest else dest.dirpath
+            jobs.append(Job(r.root, target, identity, r))
+        elif dest_is_dir or many or not dest.name:
+            jobs.append(Job(r.root, dest.dirpath, identity, r))
+        else:
+            jobs.append(Job(r.root, dest.base, [(r.spec.name, dest.name)], r))
+    return jobs
+
+
+def execute(jobs: list[Job], *, move: bool, parallel: int, progress: bool, options: dict[str, Any]) -> int:
+    total = sum(len(job.pairs) for job in jobs)
+    done = 0
+    with make_bar(progress, total, "Moving" if move else "Copying") as bar, _parallel.Pool(parallel) as pool:
+        for job in jobs:
+            if not job.pairs:
+                continue
+            if move and _rename_whole_dir(job):
+                bar.add(len(job.pairs))
+                done += len(job.pairs)
+                continue
+            if parallel > 1 and len(job.pairs) > 1 and _parallel.crosses_processes(job.src, job.dest):
+                fn = _parallel.MOVE if move else _parallel.TRANSFER
+                size = _parallel.chunk_size(len(job.pairs), parallel, cap=1000)
+                done += pool.map_chunks(fn, (job.src, job.dest), job.pairs, size, options, bar)
+            else:
+                src = cloudfiles(job.src, no_sign_request=options["no_sign_request"])
+                dst = cloudfiles(job.dest, composite_upload_threshold=options["part_bytes"])
+                if move:
+                    done += src.moves(dst, job.pairs, block_size=options["block_size"], progress=library_progress(bar))
+                else:
+                    done += src.transfer_to(
+                        dst, paths=job.pairs, block_size=options["block_size"],
+                        reencode=options["reencode"], progress=library_progress(bar),
+                    )
+            if move:
+                _prune_sources(job)
+    return done
+
+
+def _local_path(cloudpath: str) -> str | None:
+    from .. import paths
+
+    extracted = paths.extract(cloudpath)
+    return extracted.path if extracted.protocol == "file" else None
+
+
+def _rename_whole_dir(job: Job) -> bool:
+    """A local directory moving to a new local name: one rename instead of one per file."""
+    if job.resolved is None or job.resolved.kind != "dir":
+        return False
+    src, dest = _local_path(job.src), _local_path(job.dest)
+    if src is None or dest is None or os.path.lexists(dest):
+        return False
+    if os.path.commonpath([src, dest]) == src:  # into itself
+        return False
+    try:
+        os.makedirs(os.path.dirname(dest) or "/", exist_ok=True)
+        os.rename(src, dest)
+    except OSError:
+        return False  # other filesystem, permissions...: fall back to per-file moves
+    return True
+
+
+def _prune_sources(job: Job) -> None:
+    """After a move, remove the local directories it emptied."""
+    r = job.resolved
+    root = _local_path(job.src)
+    if r is None or root is None:
+        return
+    if r.kind == "dir":
+        prune_empty_dirs(root, include_top=True)
+    elif r.kind == "wild":
+        tops = {key.split("/", 1)[0] for key in r.keys if "/" in key}
+        for top in sorted(tops):
+            prune_empty_dirs(os.path.join(root, top), include_top=True)
+
+
+def _to_stdout(sources: tuple[str, ...], recursive: bool, no_sign_request: bool) -> None:
+    if sources == ("-",):
+        groups = group_stdin_paths(read_stdin_paths())
+    else:
+        if "-" in sources:
+            raise CLIError("'-' (read paths from stdin) must be the only source")
+        resolved = resolve_sources([parse_path(s) for s in sources], recursive=recursive, verb="copied",
+                                   no_sign_request=no_sign_request)
+        groups = [(r.root, r.keys) for r in resolved]
+    for root, keys in groups:
+        cf = cloudfiles(root, no_sign_request=no_sign_request)
+        for start in range(0, len(keys), 16):
+            block = keys[start : start + 16]
+            for result in cf.get(block):
+                if result["content"] is None:
+                    raise CLIError(f"{join(root, result['path'])} does not exist")
+                write_bytes(result["content"])
+
+
+_COMMON_EPILOG = """
+\b
+Naming (gsutil-like):
+  cp FILE DEST          DEST is a directory: DEST/FILE; otherwise the copy is named DEST
+  cp -r DIR DEST        DEST exists: DEST/DIR/...; otherwise DEST/... ("DIR/" is the same)
+  cp DIR/* DEST         the files of one level, never nested (-r: with sub-directories)
+  cp DIR/** DEST        everything below DIR, never nested
+  cp DIR/*.jpg DEST     only names ending in .jpg (DIR/**.jpg: at any depth)
+"""
+
+
+@click.command(epilog=_COMMON_EPILOG)
+@click.argument("sources", nargs=-1, required=True)
+@click.argument("destination")
+@click.option("-r", "--recursive", is_flag=True, help="Copy directories and their contents.")
+@click.option("-c", "--compression", type=click.Choice(COMPRESSION_CHOICES, case_sensitive=False),
+              default="same", show_default=True,
+              help="Encoding of the copies: 'same' keeps each file's stored encoding (no recompression), "
+                   "'none' stores them decoded, or a codec.")
+@click.option("--progress", is_flag=True, help="Show a progress bar (files, bytes, rate) on stderr.")
+@click.option("-b", "--block-size", default=128, show_default=True, type=click.IntRange(min=1),
+              help="Files per read/write block (bounds memory use).")
+@click.option("--part-bytes", default=int(1e8), show_default=True, type=click.IntRange(min=1),
+              help="Objects larger than this are uploaded in parts (S3 multipart, GCS composite).")
+@click.option("--no-sign-request", is_flag=True, help="Read the sources anonymously (public buckets).")
+@click.pass_context
+def cp(ctx: click.Context, sources: tuple[str, ...], destination: str, recursive: bool, compression: str,
+       progress: bool, block_size: int, part_bytes: int, no_sign_request: bool) -> None:
+    """Copy files from SOURCE(s) to DESTINATION (any mix of local paths and cloudpaths).
+
+    '-' as the only SOURCE reads newline-separated paths from stdin. '-' as DESTINATION writes
+    the (decoded) contents to stdout, byte for byte. The global -p N spreads the copy over N
+    processes.
+
+    \b
+    Examples:
+      cloudfiles cp report.csv gs://bucket/reports/
+      cloudfiles cp -r ./images s3://bucket/dataset          # -> dataset/... or dataset/images/...
+      cloudfiles cp 'gs://bucket/images/*.jpg' ./jpgs/
+      cloudfiles cp -c gzip -r ./json gs://bucket/json      # store gzip-compressed
+      cloudfiles cp -c none -r gs://bucket/json ./plain      # store decoded
+      cloudfiles -p 8 cp --progress -r gs://bucket/big /data/big
+      cloudfiles ls gs://bucket/logs | grep 2024 | cloudfiles cp - ./logs2024
+      cloudfiles cp gs://bucket/image.png - > image.png
+    """
+    if destination == "-":
+        _to_stdout(sources, recursive, no_sign_request)
+        return
+    jobs = plan(sources, destination, recursive=recursive, verb="copied", no_sign_request=no_sign_request)
+    options = {"block_size": block_size, "reencode": reencode_of(compression), "part_bytes": part_bytes,
+               "no_sign_request": no_sign_request}
+    execute(jobs, move=False, parallel=parallel_of(ctx), progress=progress, options=options)
+
+
+_MV_EPILOG = """
+\b
+Naming (as cp):
+  mv FILE DEST          DEST is a directory: DEST/FILE; otherwise the file is renamed DEST
+  mv DIR DEST           DEST exists: DEST/DIR/...; otherwise DIR becomes DEST ("DIR/" is the same)
+  mv DIR/* DEST         the entries of one level (files and directories), never nested
+  mv DIR/** DEST        everything below DIR, never nested
+  mv DIR/*.jpg DEST     only names ending in .jpg
+"""
+
+
+@click.command(epilog=_MV_EPILOG)
+@click.argument("sources", nargs=-1, required=True)
+@click.argument("destination")
+@click.option("--progress", is_flag=True, help="Show a progress bar (files, bytes, rate) on stderr.")
+@click.option("-b", "--block-size", default=128, show_default=True, type=click.IntRange(min=1),
+              help="Files per copy-then-delete block.")
+@click.option("--part-bytes", default=int(1e8), show_default=True, type=click.IntRange(min=1),
+              help="Objects larger than this are uploaded in parts (S3 multipart, GCS composite).")
+@click.option("--no-sign-request", is_flag=True, help="Read the sources anonymously.")
+@click.pass_context
+def mv(ctx: click.Context, sources: tuple[str, ...], destination: str, progress: bool, block_size: int,
+       part_bytes: int, no_sign_request: bool) -> None:
+    """Move files from SOURCE(s) to DESTINATION, with the naming rules of cp.
+
+    Directories move with their contents (no -r needed). On one local disk a move is a rename;
+    elsewhere each block of files is copied, then its sources are deleted (not atomic: an
+    interruption can leave a file in both places, never in neither). Stored encodings are kept.
+    '-' as the only SOURCE reads paths from stdin.
+
+    \b
+    Examples:
+      cloudfiles mv old.txt new.txt
+      cloudfiles mv ./results gs://bucket/archive/       # -> archive/results/... if archive exists
+      cloudfiles mv 'gs://bucket/tmp/**' gs://bucket/final/
+      cloudfiles -p 4 mv --progress ./shards s3://bucket/shards
+    """
+    jobs = plan(sources, destination, recursive=True, verb="moved", no_sign_request=no_sign_request)
+    options = {"block_size": block_size, "reencode": None, "part_bytes": part_bytes,
+               "no_sign_request": no_sign_request}
+    execute(jobs, move=True, parallel=parallel_of(ctx), progress=progress, options=options)
