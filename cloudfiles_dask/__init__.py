@@ -23,6 +23,7 @@ from .exceptions import (
     PathEscapeError,
     ProcessBoundaryError,
     ReadOnlyBackendError,
+    StorageError,
     UnsupportedCompressionType,
     UnsupportedProtocolError,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "ReadOnlyBackendError",
     "ResumableFileSet",
     "ResumableTransfer",
+    "StorageError",
     "UnsupportedCompressionType",
     "UnsupportedProtocolError",
     "__version__",

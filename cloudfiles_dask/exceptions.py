@@ -16,6 +16,8 @@ working for code written against the original CloudFiles.
     │   ├── MD5IntegrityError
     │   └── CRC32CIntegrityError
     ├── AuthorizationError (PermissionError)       the service refused the credentials
+    ├── StorageError                               a storage service request failed; its
+    │                                              ``transient`` says if repeating it may succeed
     ├── ReadOnlyBackendError (NotImplementedError) put/delete on a read-only backend
     ├── ProcessBoundaryError (ValueError)          mem:// sent to another process
     └── LedgerError (RuntimeError)                 a resumable-transfer ledger is unusable
@@ -64,6 +66,14 @@ class AuthorizationError(CloudFilesError, PermissionError):
     """The service refused the request because of missing or wrong credentials."""
 
 
+class StorageError(CloudFilesError):
+    """A request to a storage service failed. ``transient`` is True for errors worth repeating
+    (connection resets, timeouts, 429, 5xx); the engine's retries rely on it. The underlying
+    library's exception is the ``__cause__``."""
+
+    transient: bool = False
+
+
 class ReadOnlyBackendError(CloudFilesError, NotImplementedError):
     """The backend cannot write or delete (for example plain HTTP)."""
 
@@ -89,6 +99,7 @@ __all__ = [
     "PathEscapeError",
     "ProcessBoundaryError",
     "ReadOnlyBackendError",
+    "StorageError",
     "UnsupportedCompressionType",
     "UnsupportedProtocolError",
 ]

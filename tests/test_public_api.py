@@ -13,7 +13,7 @@ def test_exported_names_are_pinned():
         "AuthorizationError", "CRC32CIntegrityError", "CloudFile", "CloudFiles", "CloudFilesError",
         "CompressionError", "DecompressionError", "IntegrityError", "LedgerError", "MD5IntegrityError",
         "PathEscapeError", "ProcessBoundaryError", "ReadOnlyBackendError", "ResumableFileSet",
-        "ResumableTransfer",
+        "ResumableTransfer", "StorageError",
         "UnsupportedCompressionType", "UnsupportedProtocolError", "__version__", "clear_memory",
         "dl", "reset_connection_pools",
     ])

@@ -58,7 +58,7 @@ from typing import Any
 
 from .. import _retry, compression
 from .. import secrets as _secrets
-from ..exceptions import AuthorizationError, CloudFilesError, ReadOnlyBackendError
+from ..exceptions import AuthorizationError, CloudFilesError, ReadOnlyBackendError, StorageError
 from .base import Backend, BackendOptions, Blob, PutMeta
 
 GCS_HOST = "storage.googleapis.com"
@@ -72,7 +72,7 @@ _INDEX_TITLES = ("index of", "directory listing for")
 
 
 # -- errors -------------------------------------------------------------------------------------------
-class HTTPStatusError(CloudFilesError):
+class HTTPStatusError(StorageError):
     """The server answered with an error status. ``transient`` (408, 429, 5xx) errors are retried."""
 
     def __init__(self, method: str, url: str, status: int, reason: str = "", detail: str = ""):
@@ -92,7 +92,7 @@ class HTTPStatusError(CloudFilesError):
         return type(self), (self.method, self.url, self.status, self.reason, self.detail)
 
 
-class HTTPTransportError(CloudFilesError, ConnectionError):
+class HTTPTransportError(StorageError, ConnectionError):
     """No usable answer: connection refused or reset, timeout, TLS failure, body cut short."""
 
     def __init__(self, message: str, url: str, transient: bool = True):

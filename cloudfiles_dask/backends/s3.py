@@ -47,7 +47,12 @@ from typing import Any, BinaryIO, NoReturn
 
 from .. import _retry, compression
 from .. import secrets as _secrets
-from ..exceptions import AuthorizationError, CloudFilesError, UnsupportedCompressionType
+from ..exceptions import (
+    AuthorizationError,
+    CloudFilesError,
+    StorageError,
+    UnsupportedCompressionType,
+)
 from .base import Backend, BackendOptions, Blob, PutMeta
 
 log = logging.getLogger(__name__)
@@ -100,7 +105,7 @@ _TRANSIENT_CODES = frozenset(
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 
 
-class S3Error(CloudFilesError):
+class S3Error(StorageError):
     """An S3 request failed. ``transient`` says whether repeating it may succeed; the botocore
     error is the ``__cause__``."""
 
