@@ -48,8 +48,15 @@ def clear_memory(bucket: str | None = None) -> None:
 
 
 def reset_connection_pools() -> None:
-    """Forget pooled clients in this process (and, as in the original, all mem:// data)."""
+    """Forget the pooled clients and sessions of this process (and, as in the original, all
+    mem:// data). Backends not yet imported have nothing to forget and are not imported."""
+    import sys
+
     clear_memory()
+    for module, reset in (("s3", "clear_clients"), ("gcs", "reset_connections"), ("http", "reset_sessions")):
+        loaded = sys.modules.get(f"cloudfiles_dask.backends.{module}")
+        if loaded is not None:
+            getattr(loaded, reset)()
 
 
 __all__ = [

@@ -57,9 +57,10 @@ class BackendOptions:
 class Backend(ABC):
     """One storage protocol, rooted at a directory-like prefix."""
 
-    #: How many keys one exists_many / delete_many call should be given.
-    exists_batch_size: ClassVar[int] = 1
-    delete_batch_size: ClassVar[int] = 1
+    #: How many keys one exists_many / delete_many call should be given (an instance may lower
+    #: them, e.g. GCS after a server refused batch requests).
+    exists_batch_size: int = 1
+    delete_batch_size: int = 1
     #: Thread caps for reads and writes: None means the CloudFiles' num_threads, 0 means the
     #: calling thread only (for backends whose calls never block on a network).
     read_threads: ClassVar[int | None] = None

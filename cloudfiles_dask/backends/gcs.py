@@ -1,0 +1,1254 @@
+"""gs:// — Google Cloud Storage through its JSON API (and emulators via ``STORAGE_EMULATOR_HOST``).
+
+Transports
+    Small, frequent requests — reads, metadata, existence, deletes, listing pages and batches — go
+    straight to the JSON API over google-auth's urllib3 transport (``AuthorizedHttp``): one HTTP
+    request per call and about 0.3 ms of client CPU, against about 1 ms for the same read through
+    google-cloud-storage's ``Blob.download_as_bytes`` (measured on fake-gcs-server). Uploads,
+    ``compose`` and ``rewrite`` go through google-cloud-storage, imported on the first write.
+    Both transports share one credentials object and are made lazily, once per process per
+    (credentials, endpoint), with connection pools sized to ``num_threads``. Neither retries on
+    its own: the engine does (``retryable`` below says which errors are transient).
+
+Reads
+    One GET per read: the stored encoding, md5 / crc32c and component count come from the
+    response headers (``x-goog-stored-content-encoding``, ``x-goog-hash``,
+    ``x-goog-component-count``). Bytes arrive exactly as stored (``Accept-Encoding: gzip``, no
+    decoding), so gzip objects are never transcoded. A body shorter than announced raises a
+    retryable error; short data is never returned. Ranges follow Python slice rules; an empty
+    range costs one metadata request and no data request.
+
+Writes
+    Objects up to ``composite_upload_threshold`` bytes are one upload with ``md5Hash`` set, so
+    the service rejects bytes damaged on the way. Larger bytes, and binary file handles that turn
+    out larger (read part by part, never whole), become a *composite upload*: parts of
+    ``composite_upload_threshold`` bytes uploaded in parallel (at most 4 in flight, which also
+    bounds memory to about 5 parts) as STANDARD-class objects named
+    ``<key>.cfdask-part-<16 hex>.<level>.<i>``, composed 32 at a time into a tree whose root is
+    the final object (with the requested content type, cache control, storage class and
+    encoding). Each group of parts is deleted right after it is composed, and the composed
+    object's crc32c is checked against the bytes read. On failure the parts written so far are
+    deleted (best effort). A process killed mid-upload leaves parts behind:
+    :func:`find_composite_parts` and :func:`clean_composite_parts` find and remove them.
+    Composite objects have no md5; their reads are checked with crc32c.
+
+Batches
+    ``exists_many`` / ``delete_many`` send up to 100 calls (the documented GCS limit) in one
+    JSON batch request. An endpoint that refuses batches is remembered (per process) and served
+    with single requests from then on; sub-requests the batch answers with anything but
+    success or 404 are redone one by one, under the retry policy.
+
+Credentials (first that applies)
+    explicit ``secrets=`` (service-account dict or JSON string, or any google-auth credentials
+    object); anonymous when ``STORAGE_EMULATOR_HOST`` is set; ``<bucket>-google-secret.json`` then
+    ``google-secret.json``; google default credentials; else anonymous access (public buckets),
+    in which case a refusal raises :class:`~cloudfiles_dask.exceptions.AuthorizationError`
+    naming the bucket and the credentials in use. Secrets never appear in messages or reprs.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import functools
+import hashlib
+import heapq
+import logging
+import os
+import re
+import threading
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from itertools import chain
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode, urlsplit
+
+from .. import _retry
+from .. import secrets as _secrets
+from ..compression import normalize_encoding
+from ..exceptions import (
+    AuthorizationError,
+    CRC32CIntegrityError,
+    StorageError,
+    UnsupportedCompressionType,
+    UnsupportedProtocolError,
+)
+from .base import Backend, BackendOptions, Blob, PutMeta, batched
+
+try:
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is a dependency
+    from json import loads as _loads
+
+__all__ = ["GCSBackend", "clean_composite_parts", "find_composite_parts"]
+
+_LOG = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://storage.googleapis.com"
+SCOPES = (
+    "https://www.googleapis.com/auth/devstorage.full_control",
+    "https://www.googleapis.com/auth/devstorage.read_only",
+    "https://www.googleapis.com/auth/devstorage.read_write",
+)
+NO_PROJECT = "<none>"  # project placeholder when the credentials name none
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+BATCH_LIMIT = 100  # calls per JSON batch request (documented GCS limit)
+COMPOSE_LIMIT = 32  # sources per compose request (GCS limit)
+PARTS_IN_FLIGHT = 4  # composite upload: parts being uploaded at once (each holds a part in memory)
+PART_MARK = ".cfdask-part-"
+_PART_RE = re.compile(r"\.cfdask-part-[0-9a-f]{16}\.\d+\.\d+\Z")
+
+_GET_HEADERS = {"Accept-Encoding": "gzip", "User-Agent": "cloudfiles-dask"}
+_HEADERS = {"User-Agent": "cloudfiles-dask"}
+_HEAD_FIELDS = (
+    "size,contentType,cacheControl,etag,updated,md5Hash,contentEncoding,contentDisposition,"
+    "contentLanguage,storageClass,crc32c,componentCount"
+)
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(-?\d+)/(\d+|\*)")
+_BATCH_STATUS = re.compile(rb"^\s*HTTP/\d(?:\.\d)?\s+(\d{3})")
+_BATCH_ID = re.compile(rb"(?im)^content-id:\s*<?response-[^\r\n>]*?(\d+)>?\s*$")
+_FRACTION = re.compile(r"\.(\d+)")
+_EMPTY = object()  # a range that selects no bytes, whatever the object's length
+
+
+# -- endpoint and credentials --------------------------------------------------------------------
+def _emulator_host() -> str | None:
+    host = os.environ.get("STORAGE_EMULATOR_HOST")
+    if not host:
+        return None
+    return host.rstrip("/") if "://" in host else "http://" + host.rstrip("/")
+
+
+def api_endpoint() -> str:
+    """The JSON API base URL in force: the emulator's, ``API_ENDPOINT_OVERRIDE``, or Google's."""
+    override = _emulator_host() or os.environ.get("API_ENDPOINT_OVERRIDE")
+    return override.rstrip("/") if override else DEFAULT_ENDPOINT
+
+
+class _Plan:
+    """Where this backend's credentials come from: a cache key that is never the secret, words
+    for error messages, and a maker run once per process for a new connection."""
+
+    __slots__ = ("key", "source", "make")
+
+    def __init__(self, key: str, source: str, make: Callable[[], tuple[Any, str | None, str]]):
+        self.key = key
+        self.source = source
+        self.make = make
+
+
+def _anonymous(reason: str) -> tuple[Any, None, str]:
+    from google.auth.credentials import AnonymousCredentials
+
+    return AnonymousCredentials(), None, reason
+
+
+def _from_info(info: dict, source: str) -> tuple[Any, str | None, str]:
+    kind = info.get("type", "service_account")
+    try:
+        if kind == "service_account":
+            from google.oauth2 import service_account
+
+            credentials = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+        elif kind == "authorized_user":
+            from google.oauth2 import credentials as user
+
+            credentials = user.Credentials.from_authorized_user_info(info, scopes=SCOPES)
+        else:
+            raise ValueError(f"unsupported credentials type {kind!r}")
+    except Exception as e:  # the message could quote the key material: name the type only
+        raise ValueError(
+            f"Cannot load Google credentials from {source}: {type(e).__name__} (expected a "
+            f"service_account or authorized_user JSON object, got type {kind!r})"
+        ) from None
+    return credentials, info.get("project_id") or info.get("quota_project_id"), source
+
+
+def _project_of(credentials: Any) -> str | None:
+    return getattr(credentials, "project_id", None) or getattr(credentials, "quota_project_id", None)
+
+
+_DEFAULT_CREDENTIALS: dict[int, tuple[Any, str | None, str]] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def _default_credentials() -> tuple[Any, str | None, str]:
+    """google.auth.default(), looked up once per process (it may probe a metadata server)."""
+    pid = os.getpid()
+    found = _DEFAULT_CREDENTIALS.get(pid)
+    if found is not None:
+        return found
+    with _DEFAULT_LOCK:
+        found = _DEFAULT_CREDENTIALS.get(pid)
+        if found is None:
+            import google.auth
+            from google.auth.exceptions import DefaultCredentialsError
+
+            try:
+                credentials, project = google.auth.default(scopes=SCOPES)
+                found = (credentials, project, "google default credentials")
+            except DefaultCredentialsError:
+                found = _anonymous(
+                    "anonymous access (no secrets=, no google-secret.json and no google "
+                    "default credentials were found)"
+                )
+            _DEFAULT_CREDENTIALS.clear()
+            _DEFAULT_CREDENTIALS[pid] = found
+    return found
+
+
+def credential_plan(secrets: Any, bucket: str | None) -> _Plan:
+    """How credentials for ``bucket`` are found (explicit > emulator > files > default)."""
+    explicit = _secrets.parse_explicit(secrets)
+    if explicit is not None:
+        if isinstance(explicit, dict):
+            source = "the service account given as secrets="
+            return _Plan("explicit:" + _secrets.fingerprint(explicit), source,
+                         lambda: _from_info(explicit, source))
+        if hasattr(explicit, "before_request"):  # any google.auth credentials object
+            source = f"the {type(explicit).__name__} given as secrets="
+            return _Plan("explicit:" + _secrets.fingerprint(explicit), source,
+                         lambda: (explicit, _project_of(explicit), source))
+        raise TypeError(
+            f"secrets= for gs:// must be a service-account dict or JSON string, or a google.auth "
+            f"credentials object; got {type(explicit).__name__}"
+        )
+    if _emulator_host():
+        reason = "anonymous access (STORAGE_EMULATOR_HOST is set)"
+        return _Plan("anonymous", reason, lambda: _anonymous(reason))
+    info = _secrets.google_service_account(bucket)
+    if info is not None:
+        source = "the service account in a google-secret.json secrets file"
+        return _Plan("file:" + _secrets.fingerprint(info), source, lambda: _from_info(info, source))
+    return _Plan("default", "google default credentials", _default_credentials)
+
+
+# -- per-process connections ---------------------------------------------------------------------
+class _Connection:
+    """Transports for one (credentials, endpoint) in one process."""
+
+    def __init__(self, credentials: Any, project: str | None, source: str, api_base: str, pool_size: int):
+        from google.auth.credentials import AnonymousCredentials
+        from google.auth.transport.urllib3 import AuthorizedHttp
+
+        self.pid = os.getpid()
+        self.credentials = credentials
+        self.project = project
+        self.source = source
+        self.api_base = api_base
+        self.pool_size = pool_size
+        # Anonymous credentials cannot refresh: a 401 is an answer, not a cue to retry.
+        self.refresh_codes = () if isinstance(credentials, AnonymousCredentials) else (401,)
+        self.http = AuthorizedHttp(
+            credentials, http=_pool_manager(api_base, pool_size), refresh_status_codes=self.refresh_codes
+        )
+        self.urlopen = self.http.urlopen
+        self._client = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """A google-cloud-storage Client on its own pooled session (uploads, compose, rewrite)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        import requests
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import storage
+
+        session = AuthorizedSession(self.credentials, refresh_status_codes=self.refresh_codes)
+        # Composite uploads add up to PARTS_IN_FLIGHT requests per engine thread.
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4, pool_maxsize=self.pool_size * PARTS_IN_FLIGHT, max_retries=0
+        )
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        options = None if self.api_base == DEFAULT_ENDPOINT else {"api_endpoint": self.api_base}
+        client = storage.Client(
+            project=self.project or NO_PROJECT,
+            credentials=self.credentials,
+            _http=session,
+            client_options=options,
+        )
+        # google-cloud-storage >= 3.x fetches each bucket's metadata in a background thread on
+        # first use, for telemetry: an extra request per bucket, sent without userProject (so it
+        # fails on requester-pays buckets). This client does not want it.
+        if getattr(client, "_bucket_metadata_cache", None) is not None:
+            client._bucket_metadata_cache = None
+        return client
+
+
+def _pool_manager(api_base: str, size: int) -> Any:
+    """A urllib3 pool for the API host: no retries or redirects (the engine retries), the
+    environment's proxy and CA bundle, as requests would use them."""
+    import urllib3
+
+    parts = urlsplit(api_base)
+    kwargs: dict[str, Any] = {"num_pools": 4, "maxsize": size, "retries": False}
+    if parts.scheme == "https":
+        import certifi
+
+        env = os.environ
+        kwargs["ca_certs"] = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or certifi.where()
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        return urllib3.ProxyManager(proxy, **kwargs)
+    return urllib3.PoolManager(**kwargs)
+
+
+_CONNECTIONS: dict[tuple, _Connection] = {}
+_CONNECTIONS_LOCK = threading.Lock()
+
+
+def _connection(plan: _Plan, api_base: str, pool_size: int) -> _Connection:
+    """The process-wide connection for these credentials and endpoint (made on first use, and
+    again after a fork, or when a caller needs a larger pool)."""
+    key = (os.getpid(), plan.key, api_base)
+    conn = _CONNECTIONS.get(key)
+    if conn is not None and conn.pool_size >= pool_size:
+        return conn
+    with _CONNECTIONS_LOCK:
+        conn = _CONNECTIONS.get(key)
+        if conn is None or conn.pool_size < pool_size:
+            pid = key[0]
+            for stale in [k for k in _CONNECTIONS if k[0] != pid]:  # inherited over fork
+                del _CONNECTIONS[stale]
+            credentials, project, source = plan.make()
+            conn = _Connection(credentials, project, source, api_base, pool_size)
+            _CONNECTIONS[key] = conn
+    return conn
+
+
+def reset_connections() -> None:
+    """Forget every cached connection of this process (tests, credential rotation)."""
+    with _CONNECTIONS_LOCK:
+        _CONNECTIONS.clear()
+    with _DEFAULT_LOCK:
+        _DEFAULT_CREDENTIALS.clear()
+    _NO_BATCH.clear()
+
+
+_TIMEOUT: tuple[Any, Any] = (None, None)
+
+
+def _timeout() -> Any:
+    """A urllib3 Timeout for ``_retry.timeouts()``, rebuilt only when the numbers change."""
+    global _TIMEOUT
+    numbers = _retry.timeouts()
+    cached = _TIMEOUT
+    if cached[0] != numbers:
+        import urllib3
+
+        cached = (numbers, urllib3.Timeout(connect=numbers[0], read=numbers[1]))
+        _TIMEOUT = cached
+    return cached[1]
+
+
+# -- errors --------------------------------------------------------------------------------------
+class TruncatedBodyError(StorageError, ConnectionError):
+    """The service sent fewer bytes than it announced (retryable)."""
+
+    transient = True
+
+
+_TRANSIENT: tuple[type[BaseException], ...] | None = None
+_TRANSIENT_CODES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    global _TRANSIENT
+    if _TRANSIENT is None:
+        import http.client
+
+        import urllib3.exceptions as u3
+        from google.api_core import exceptions as api
+        from google.auth import exceptions as auth
+
+        found: list[type[BaseException]] = [
+            api.TooManyRequests, api.InternalServerError, api.BadGateway,
+            api.ServiceUnavailable, api.GatewayTimeout,
+            auth.TransportError,
+            u3.ProtocolError, u3.TimeoutError, u3.NewConnectionError,
+            ConnectionError, TimeoutError, http.client.IncompleteRead,
+        ]
+        try:
+            import requests
+
+            found += [requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError]
+        except ImportError:  # pragma: no cover - requests is a dependency
+            pass
+        _TRANSIENT = tuple(found)
+    return _TRANSIENT
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for connection resets, timeouts, truncated bodies, 408, 429 and 5xx answers."""
+    if getattr(error, "_cfdask_final", False):  # already retried to exhaustion inside a put
+        return False
+    if isinstance(error, _transient_types()):
+        return True
+    if getattr(error, "retryable", False) is True:  # google.auth RefreshError on a 5xx
+        return True
+    return getattr(error, "code", None) in _TRANSIENT_CODES
+
+
+def _retrying(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` under the retry policy; an error that survives it is marked final so the
+    engine does not retry the whole operation around it again."""
+    try:
+        return _retry.call(fn, is_transient, *args)
+    except Exception as e:
+        try:
+            e._cfdask_final = True  # type: ignore[attr-defined]
+        except AttributeError:  # pragma: no cover - exceptions with __slots__
+            pass
+        raise
+
+
+def _server_message(data: bytes) -> str:
+    if not data:
+        return "(no message)"
+    try:
+        message = _loads(data)["error"]["message"]
+        if isinstance(message, str):
+            return message
+    except Exception:  # noqa: BLE001 - not the JSON error shape
+        pass
+    return data[:300].decode("utf-8", "replace").strip()
+
+
+# -- the backend ---------------------------------------------------------------------------------
+class GCSBackend(Backend):
+    """``gs://bucket/prefix``: keys are object names below ``prefix/``."""
+
+    exists_batch_size = BATCH_LIMIT
+    delete_batch_size = BATCH_LIMIT
+    #: Entries per listing page (the JSON API caps it at 1000).
+    list_page_size = 1000
+
+    def __init__(self, root, options: BackendOptions):
+        super().__init__(root, options)
+        if not root.bucket:
+            raise UnsupportedProtocolError(f"gs:// paths need a bucket: {root!r}")
+        path = root.path or ""
+        self.bucket_name = root.bucket
+        self.base = path if not path or path.endswith("/") else path + "/"
+        self.user_project = options.request_payer or None
+        self.api_base = api_endpoint()
+        bucket_q = quote(self.bucket_name, safe="")
+        self._media_url = f"{self.api_base}/download/storage/v1/b/{bucket_q}/o/"
+        self._meta_url = f"{self.api_base}/storage/v1/b/{bucket_q}/o/"
+        self._list_url = f"{self.api_base}/storage/v1/b/{bucket_q}/o"
+        self._batch_url = f"{self.api_base}/batch/storage/v1"
+        self._batch_path = f"{urlsplit(self.api_base).path.rstrip('/')}/storage/v1/b/{bucket_q}/o/"
+        self._up = "userProject=" + quote(self.user_project, safe="") if self.user_project else ""
+        self._media_query = "?alt=media" + ("&" + self._up if self._up else "")
+        self._plan_cache: _Plan | None = None
+        self._conn: _Connection | None = None
+        self._lib_bucket: tuple[Any, Any] | None = None
+        self._active = 0
+        self._active_lock = threading.Lock()
+        if self.api_base in _NO_BATCH:
+            self._batches_refused()
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"GCSBackend({self.describe()!r})"
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_conn=None, _lib_bucket=None, _plan_cache=None, _active_lock=None, _active=0)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._active_lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"gs://{self.bucket_name}/{self.base}"
+
+    def url(self, key: str) -> str:
+        return f"gs://{self.bucket_name}/{self.base}{key}"
+
+    def _where(self, name: str | None) -> str:
+        return f"gs://{self.bucket_name}/{name}" if name is not None else f"gs://{self.bucket_name}"
+
+    def _plan(self) -> _Plan:
+        plan = self._plan_cache
+        if plan is None:
+            plan = self._plan_cache = credential_plan(self.options.secrets, self.bucket_name)
+        return plan
+
+    def _c(self) -> _Connection:
+        conn = self._conn
+        if conn is None or conn.pid != os.getpid():
+            pool = max(10, (self.options.num_threads or 1) + 4)
+            conn = self._conn = _connection(self._plan(), self.api_base, pool)
+        return conn
+
+    def _bucket(self) -> Any:
+        """The google-cloud-storage Bucket (with user_project) for library calls."""
+        conn = self._c()
+        cached = self._lib_bucket
+        if cached is None or cached[0] is not conn:
+            bucket = conn.client.bucket(self.bucket_name, user_project=self.user_project)
+            cached = self._lib_bucket = (conn, bucket)
+        return cached[1]
+
+    def retryable(self, error: BaseException) -> bool:
+        return is_transient(error)
+
+    def _translate(self, error: BaseException, name: str | None, action: str) -> BaseException | None:
+        """A clearer exception for ``error`` (naming gs://bucket/key), or None to re-raise it."""
+        from google.api_core import exceptions as api
+        from google.auth import exceptions as auth
+
+        where = self._where(name)
+        if isinstance(error, (api.Unauthorized, api.Forbidden)):
+            return self._refused(getattr(error, "code", None), error.message, where, action)
+        if isinstance(error, api.GoogleAPICallError):
+            try:
+                new = type(error)(f"{action} {where}: {error.message}", errors=error.errors, response=error.response)
+            except Exception:  # noqa: BLE001 - an exotic subclass: keep the original
+                return None
+            for attr in ("_cfdask_final",):
+                if hasattr(error, attr):
+                    setattr(new, attr, getattr(error, attr))
+            return new
+        if isinstance(error, auth.GoogleAuthError) and not is_transient(error):
+            return AuthorizationError(
+                f"Could not authenticate to {self._where(None)} while trying to {action} {where}: "
+                f"{type(error).__name__}: {error}. Credentials: {self._plan().source}."
+            )
+        if hasattr(error, "add_note"):
+            error.add_note(f"while trying to {action} {where}")
+        return None
+
+    def _refused(self, status: Any, message: str, where: str, action: str) -> AuthorizationError:
+        return AuthorizationError(
+            f"Access to bucket gs://{self.bucket_name} was refused (HTTP {status}) while trying to "
+            f"{action} {where}: {message}. Credentials: {self._plan().source}."
+        )
+
+    def _status_error(self, resp: Any, name: str | None, action: str) -> BaseException:
+        status = resp.status
+        message = _server_message(resp.data)
+        where = self._where(name)
+        if status in (401, 403):
+            return self._refused(status, message, where, action)
+        from google.api_core import exceptions as api
+
+        return api.from_http_status(status, f"{action} {where}: {message}")
+
+    def _send(self, method: str, url: str, name: str | None, action: str,
+              headers: dict = _HEADERS, body: bytes | None = None) -> Any:
+        conn = self._conn
+        if conn is None or conn.pid != os.getpid():
+            conn = self._c()
+        try:
+            return conn.urlopen(method, url, body=body, headers=headers, preload_content=True,
+                                decode_content=False, timeout=_timeout(), retries=False)
+        except Exception as e:
+            new = self._translate(e, name, action)
+            if new is None:
+                raise
+            raise new from e
+
+    def _library(self, name: str | None, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A google-cloud-storage call with errors translated (naming gs://bucket/key)."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            new = self._translate(e, name, action)
+            if new is None:
+                raise
+            raise new from e
+
+    # -- reads -----------------------------------------------------------------------------------
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> Blob | None:
+        name = self.base + key
+        ranged = start is not None or end is not None
+        headers = _GET_HEADERS
+        if ranged:
+            header = _range_header(start, end)
+            if header is _EMPTY:
+                return self._empty_read(name)
+            if header is not None:
+                headers = {**_GET_HEADERS, "Range": header}
+        resp = self._send("GET", self._media_url + quote(name, safe="") + self._media_query, name, "read", headers)
+        status = resp.status
+        if status == 200 or status == 206:
+            data = resp.data
+            h = resp.headers
+            encoding, transcoded = self._served_encoding(h, name)
+            offset, total = _check_body(h, status, len(data), self._where(name))
+            if ranged:
+                data = _cut(data, offset, total, start, end)
+                return Blob(data, encoding)
+            if status == 206:  # a full read answered partially: never hand back a fragment
+                raise TruncatedBodyError(f"read {self._where(name)}: the service answered 206 to a full read")
+            if transcoded:
+                return Blob(data, encoding)
+            digest, kind = _hash_from_headers(h)
+            return Blob(data, encoding, digest, kind)
+        if status == 404:
+            return None
+        if status == 416:  # the range starts past the end: the object exists, the slice is empty
+            return Blob(b"", self._served_encoding(resp.headers, name)[0])
+        raise self._status_error(resp, name, "read")
+
+    def _empty_read(self, name: str) -> Blob | None:
+        meta = self._metadata(name, "contentEncoding", "read")
+        if meta is None:
+            return None
+        return Blob(b"", self._encoding(meta.get("contentEncoding"), name))
+
+    def _encoding(self, value: str | None, name: str) -> str | None:
+        if not value:
+            return None
+        try:
+            return normalize_encoding(value)
+        except UnsupportedCompressionType:
+            raise UnsupportedCompressionType(
+                f"{self._where(name)} is stored with Content-Encoding {value!r}, which this "
+                f"library cannot decode"
+            ) from None
+
+    def _served_encoding(self, h: Any, name: str) -> tuple[str | None, bool]:
+        """(encoding of the bytes received, True if the service decoded them on the way)."""
+        stored = h.get("x-goog-stored-content-encoding")
+        served = h.get("content-encoding")
+        if stored is None:
+            return self._encoding(served, name), False
+        if stored == "gzip" and served != "gzip":
+            return None, True  # decompressive transcoding: the md5 is of the stored bytes
+        return self._encoding(stored, name), False
+
+    def _metadata(self, name: str, fields: str, action: str) -> dict | None:
+        url = f"{self._meta_url}{quote(name, safe='')}?fields={fields}" + ("&" + self._up if self._up else "")
+        resp = self._send("GET", url, name, action)
+        if resp.status == 200:
+            return _loads(resp.data)
+        if resp.status == 404:
+            return None
+        raise self._status_error(resp, name, action)
+
+    def head(self, key: str) -> dict | None:
+        name = self.base + key
+        meta = self._metadata(name, _HEAD_FIELDS, "read metadata of")
+        if meta is None:
+            return None
+        encoding = meta.get("contentEncoding")
+        try:
+            encoding = normalize_encoding(encoding)
+        except UnsupportedCompressionType:
+            pass  # reported as stored
+        size = meta.get("size")
+        count = meta.get("componentCount")
+        return {
+            "Cache-Control": meta.get("cacheControl"),
+            "Content-Length": int(size) if size is not None else None,
+            "Content-Type": meta.get("contentType"),
+            "ETag": meta.get("etag"),
+            "Last-Modified": _parse_time(meta.get("updated")),
+            "Content-Md5": meta.get("md5Hash"),
+            "Content-Encoding": encoding,
+            "Content-Disposition": meta.get("contentDisposition"),
+            "Content-Language": meta.get("contentLanguage"),
+            "Storage-Class": meta.get("storageClass"),
+            "Content-Crc32c": meta.get("crc32c"),
+            "Component-Count": int(count) if count is not None else None,
+        }
+
+    def size(self, key: str) -> int | None:
+        meta = self._metadata(self.base + key, "size", "read the size of")
+        if meta is None:
+            return None
+        return int(meta.get("size", 0))
+
+    # -- exists / delete (batched) -----------------------------------------------------------------
+    def exists_many(self, keys: list[str]) -> dict[str, bool]:
+        names = [self.base + key for key in keys]
+        found = self._for_names(names, "GET", "?fields=name", self._exists_one, _exists_status)
+        return dict(zip(keys, found, strict=True))
+
+    def delete_many(self, keys: list[str]) -> None:
+        self._delete_names([self.base + key for key in keys])
+
+    def _delete_names(self, names: list[str]) -> None:
+        self._for_names(names, "DELETE", "", self._delete_one, _deleted_status)
+
+    def _exists_one(self, name: str) -> bool:
+        return self._metadata(name, "name", "check the existence of") is not None
+
+    def _delete_one(self, name: str) -> bool:
+        url = self._meta_url + quote(name, safe="") + ("?" + self._up if self._up else "")
+        resp = self._send("DELETE", url, name, "delete")
+        if resp.status < 300 or resp.status == 404:
+            return True
+        raise self._status_error(resp, name, "delete")
+
+    def _for_names(self, names: list[str], method: str, query: str,
+                   single: Callable[[str], bool], judge: Callable[[int], bool | None]) -> list[bool]:
+        """``single(name)`` for each name, through batch requests where the endpoint takes them.
+        Sub-requests the batch answers with anything but success / 404 are redone singly."""
+        if not names:
+            return []
+        with self._active_lock:
+            self._active += 1
+        try:
+            results: list[bool | None] = [None] * len(names)
+            if len(names) > 1 and self.api_base not in _NO_BATCH:
+                for offset, chunk in _offsets(names, BATCH_LIMIT):
+                    statuses = self._batch(method, chunk, query)
+                    if statuses is None:
+                        break
+                    for i, status in enumerate(statuses):
+                        results[offset + i] = None if status is None else judge(status)
+            redo = [i for i, found in enumerate(results) if found is None]
+            if redo:
+                outcomes = self._each(single, [names[i] for i in redo])
+                for i, found in zip(redo, outcomes, strict=True):
+                    results[i] = found
+            return results  # type: ignore[return-value]
+        finally:
+            with self._active_lock:
+                self._active -= 1
+
+    def _each(self, fn: Callable[[str], bool], names: list[str]) -> list[bool]:
+        """``fn`` over names, each under the retry policy; in parallel when there are many, with
+        this backend's thread budget shared among the batch calls running at the same time."""
+        workers = min(len(names), max(1, (self.options.num_threads or 1) // max(1, self._active)))
+        if workers <= 1:
+            return [_retrying(fn, name) for name in names]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="cfdask-gcs") as pool:
+            return list(pool.map(lambda name: _retrying(fn, name), names))
+
+    def _batch(self, method: str, names: list[str], query: str) -> list[int | None] | None:
+        """Statuses of ``method`` on each name in one JSON batch request (None where a part is
+        missing from the answer); None if the endpoint does not take batch requests."""
+        if self._up:
+            query = (query + "&" if query else "?") + self._up
+        boundary = "cfdask" + os.urandom(12).hex()
+        prefix = self._batch_path
+        parts = [
+            f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <cfdask+{i}>\r\n\r\n"
+            f"{method} {prefix}{quote(name, safe='')}{query} HTTP/1.1\r\n\r\n\r\n"
+            for i, name in enumerate(names)
+        ]
+        parts.append(f"--{boundary}--\r\n")
+        headers = {**_HEADERS, "Content-Type": f"multipart/mixed; boundary={boundary}"}
+        action = "check or delete objects in" if method == "GET" else "delete objects in"
+        resp = self._send("POST", self._batch_url, None, action, headers, "".join(parts).encode())
+        status = resp.status
+        if status == 200:
+            statuses = _parse_batch(resp.data, resp.headers.get("content-type", ""), len(names))
+            if statuses is not None:
+                return statuses
+        elif status in (401, 403):
+            raise self._status_error(resp, None, action)
+        elif status in _TRANSIENT_CODES:
+            raise self._status_error(resp, None, action)
+        _NO_BATCH.add(self.api_base)
+        _LOG.info("%s does not take JSON batch requests (HTTP %s); using single requests",
+                  self.api_base, status)
+        self._batches_refused()
+        return None
+
+    def _batches_refused(self) -> None:
+        # One key per engine job from now on: the engine's threads then give the parallelism.
+        self.exists_batch_size = 1
+        self.delete_batch_size = 1
+
+    # -- listing ---------------------------------------------------------------------------------
+    def list(self, prefix: str = "", flat: bool = False, size: bool = False) -> Iterator[tuple[str, int | None]]:
+        return self._list(self.base + prefix, flat)
+
+    def _list_page(self, params: dict, token: str | None) -> dict:
+        query = urlencode({**params, "pageToken": token} if token else params)
+        resp = self._send("GET", f"{self._list_url}?{query}", params["prefix"], "list")
+        if resp.status == 200:
+            return _loads(resp.data)
+        raise self._status_error(resp, params["prefix"] or None, "list")
+
+    def _list(self, full_prefix: str, flat: bool) -> Iterator[tuple[str, int | None]]:
+        cut = len(self.base)
+        params = {"prefix": full_prefix, "maxResults": str(self.list_page_size)}
+        if flat:
+            params["delimiter"] = "/"
+            params["fields"] = "items(name,size),prefixes,nextPageToken"
+        else:
+            params["fields"] = "items(name,size),nextPageToken"
+        if self.user_project:
+            params["userProject"] = self.user_project
+        seen_dirs: set[str] = set()
+        held: list[str] = []  # directories that sort after the last file of the page so far
+        token = None
+        while True:
+            page = _retry.call(self._list_page, is_transient, params, token)
+            files = [
+                (name[cut:], int(item.get("size", 0)))
+                for item in page.get("items", ())
+                if not (name := item["name"]).endswith("/")
+            ]
+            files.sort()
+            token = page.get("nextPageToken")
+            fresh = [d for d in page.get("prefixes", ()) if d not in seen_dirs]
+            if fresh or held:
+                seen_dirs.update(fresh)
+                dirs = sorted(held + [d[cut:] for d in fresh])
+                held = []
+                if token and files:
+                    # Google pages over files and directories together; some emulators page
+                    # over files only and send directories from beyond the page: keep those
+                    # until a later page passes them, so the merged order stays sorted.
+                    split = bisect.bisect_right(dirs, files[-1][0])
+                    dirs, held = dirs[:split], dirs[split:]
+                yield from heapq.merge(files, [(d, None) for d in dirs], key=_first)
+            else:
+                yield from files
+            if not token:
+                return
+
+    def isdir(self, prefix: str) -> bool:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        params = {"prefix": self.base + prefix, "maxResults": "1", "delimiter": "/",
+                  "fields": "items(name),prefixes"}
+        if self.user_project:
+            params["userProject"] = self.user_project
+        page = _retry.call(self._list_page, is_transient, params, None)
+        return bool(page.get("items") or page.get("prefixes"))
+
+    # -- writes ----------------------------------------------------------------------------------
+    def put(self, key: str, data: bytes | BinaryIO | Any, meta: PutMeta) -> None:
+        name = self.base + key
+        threshold = self.options.composite_upload_threshold
+        if hasattr(data, "read"):
+            self._put_stream(name, data, meta, threshold)
+            return
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if 0 < threshold < len(data):
+            view = memoryview(data)
+            self._composite(name, (view[i : i + threshold] for i in range(0, len(data), threshold)), meta)
+            return
+        self._upload(name, data, meta)
+
+    def _upload(self, name: str, data: bytes, meta: PutMeta, storage_class: str | None = None) -> Any:
+        blob = self._bucket().blob(name)
+        if meta.cache_control:
+            blob.cache_control = meta.cache_control
+        if meta.encoding:
+            blob.content_encoding = meta.encoding
+        storage_class = storage_class or meta.storage_class
+        if storage_class:
+            blob.storage_class = storage_class
+        blob.md5_hash = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        self._library(name, "upload", blob.upload_from_string, data,
+                      content_type=meta.content_type or DEFAULT_CONTENT_TYPE,
+                      timeout=_retry.timeouts(), retry=None, checksum=None)
+        return blob
+
+    def _put_stream(self, name: str, handle: BinaryIO, meta: PutMeta, threshold: int) -> None:
+        if threshold <= 0:
+            self._upload(name, _as_bytes(handle.read(), name), meta)
+            return
+        first = _read_full(handle, threshold, name)
+        if len(first) < threshold:
+            self._upload(name, first, meta)
+            return
+        peek = _read_full(handle, 1, name)
+        if not peek:  # exactly one part's worth
+            self._upload(name, first, meta)
+            return
+
+        def rest() -> Iterator[bytes]:
+            chunk = peek + _read_full(handle, threshold - 1, name)
+            while chunk:
+                yield chunk
+                chunk = _read_full(handle, threshold, name)
+
+        self._composite(name, chain([first], rest()), meta)
+
+    # -- composite upload --------------------------------------------------------------------------
+    def _composite(self, name: str, chunks: Iterable[Any], meta: PutMeta) -> None:
+        _CompositeUpload(self, name, meta).run(chunks)
+
+    def _remove_quietly(self, names: list[str], for_name: str) -> bool:
+        if not names:
+            return True
+        try:
+            _retrying(self._delete_names, list(names))
+            return True
+        except Exception as e:  # noqa: BLE001 - best effort; say what was left behind
+            _LOG.warning(
+                "Could not delete %d part(s) of the composite upload of %s (%s: %s); "
+                "clean_composite_parts() removes them.",
+                len(names), self._where(for_name), type(e).__name__, e,
+            )
+            return False
+
+    # -- capabilities ----------------------------------------------------------------------------
+    def can_copy_to(self, other: Backend) -> bool:
+        """Server-side copy to another gs:// location on the same endpoint with the same
+        credentials (different credentials copy through this process, each side using its own)."""
+        return (
+            isinstance(other, GCSBackend)
+            and other.api_base == self.api_base
+            and other._plan().key == self._plan().key
+        )
+
+    def copy_to(self, key: str, other: Backend, dest_key: str) -> int | None:
+        assert isinstance(other, GCSBackend)
+        src_name = self.base + key
+        dest_name = other.base + dest_key
+        client = self._c().client
+        source = self._bucket().blob(src_name)
+        dest_bucket = client.bucket(other.bucket_name, user_project=other.user_project or self.user_project)
+        dest = dest_bucket.blob(dest_name)
+        from google.api_core.exceptions import NotFound
+
+        token = None
+        try:
+            while True:  # large or cross-location copies take several rewrite calls
+                token, _, total = dest.rewrite(source, token=token, timeout=_retry.timeouts(), retry=None)
+                if token is None:
+                    return total
+        except Exception as e:
+            if isinstance(e, NotFound) and self._metadata(src_name, "name", "copy") is None:
+                return None  # the source is missing (not the destination bucket)
+            new = self._translate(e, dest_name, f"copy {self._where(src_name)} to")
+            if new is None:
+                raise
+            raise new from e
+
+
+_NO_BATCH: set[str] = set()  # API endpoints (this process) that refused a JSON batch request
+
+
+class _CompositeUpload:
+    """One composite upload: parts uploaded in parallel, then composed 32 at a time.
+
+    Part names are ``<name>.cfdask-part-<upload id>.<level>.<index>``: level 0 holds the uploaded
+    parts, higher levels the intermediate composites; the root of the tree is ``name`` itself.
+    """
+
+    def __init__(self, backend: GCSBackend, name: str, meta: PutMeta):
+        self.backend = backend
+        self.name = name
+        self.meta = meta
+        self.stem = f"{name}{PART_MARK}{os.urandom(8).hex()}"
+        self.written: list[str] = []  # every part name that may exist on the service
+        self.leftovers: list[str] = []  # parts composed but not yet deleted
+        self.workers = max(1, min(backend.options.num_threads or 1, PARTS_IN_FLIGHT))
+
+    def run(self, chunks: Iterable[Any]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import google_crc32c
+
+        checksum = google_crc32c.Checksum()
+        try:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="cfdask-gcs-part") as pool:
+                nodes = self._upload_parts(pool, chunks, checksum)
+                final = self._compose_tree(pool, nodes)
+        except BaseException:
+            self.backend._remove_quietly(self.written, self.name)
+            raise
+        if self.leftovers:
+            self.backend._remove_quietly(self.leftovers, self.name)
+        expected = base64.b64encode(checksum.digest()).decode()
+        got = final.crc32c
+        if got and _canonical_b64(got) != expected:
+            self.backend._remove_quietly([self.name], self.name)
+            raise CRC32CIntegrityError(
+                f"{self.backend._where(self.name)}: the composed object's crc32c is {got}, the "
+                f"bytes uploaded have {expected}; the object was deleted"
+            )
+
+    def _upload_parts(self, pool: Any, chunks: Iterable[Any], checksum: Any) -> list[Any]:
+        """Upload chunks as level-0 parts, at most ``workers`` in flight (which also bounds the
+        chunks held in memory); returns their blobs in order."""
+        backend = self.backend
+        slots = threading.BoundedSemaphore(self.workers)
+        failed = threading.Event()
+        part_meta = PutMeta(content_type=DEFAULT_CONTENT_TYPE)
+
+        def finished(future: Any) -> None:
+            if future.cancelled() or future.exception() is not None:
+                failed.set()
+            slots.release()
+
+        futures = []
+        try:
+            for i, chunk in enumerate(chunks):
+                slots.acquire()
+                if failed.is_set():
+                    slots.release()
+                    break
+                part = f"{self.stem}.0.{i}"
+                self.written.append(part)
+                chunk = bytes(chunk)
+                checksum.update(chunk)
+                future = pool.submit(_retrying, backend._upload, part, chunk, part_meta, "STANDARD")
+                future.add_done_callback(finished)
+                futures.append(future)
+        finally:
+            for future in futures:  # let the uploads in flight land before anything is cleaned
+                try:
+                    future.result()
+                except BaseException:  # noqa: BLE001 - raised below, in order
+                    pass
+        return [future.result() for future in futures]
+
+    def _compose_tree(self, pool: Any, nodes: list[Any]) -> Any:
+        level = 0
+        while len(nodes) > COMPOSE_LIMIT:
+            level += 1
+            groups = [nodes[i : i + COMPOSE_LIMIT] for i in range(0, len(nodes), COMPOSE_LIMIT)]
+            jobs = []
+            for j, group in enumerate(groups):
+                if len(group) == 1:  # nothing to compose: carry it up a level
+                    jobs.append(None)
+                    continue
+                target = f"{self.stem}.{level}.{j}"
+                self.written.append(target)
+                jobs.append(pool.submit(self._compose, target, group, True))
+            results = []
+            for group, job in zip(groups, jobs, strict=True):  # wait for all before raising the first error
+                try:
+                    results.append(group[0] if job is None else job.result())
+                except BaseException as e:  # noqa: BLE001
+                    results.append(e)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            nodes = results
+        return self._compose(self.name, nodes, False)
+
+    def _compose(self, target: str, sources: list[Any], intermediate: bool) -> Any:
+        """Compose ``sources`` into ``target``, then delete the sources."""
+        backend = self.backend
+        dest = backend._bucket().blob(target)
+        meta = self.meta
+        if intermediate:
+            dest.content_type = DEFAULT_CONTENT_TYPE
+            dest.storage_class = "STANDARD"
+        else:
+            dest.content_type = meta.content_type or DEFAULT_CONTENT_TYPE
+            if meta.cache_control:
+                dest.cache_control = meta.cache_control
+            if meta.encoding:
+                dest.content_encoding = meta.encoding
+            if meta.storage_class:
+                dest.storage_class = meta.storage_class
+        compose = functools.partial(
+            backend._library, target, "compose", dest.compose, sources,
+            timeout=_retry.timeouts(), retry=None,
+        )
+        _retrying(compose)
+        names = [source.name for source in sources]
+        try:
+            _retrying(backend._delete_names, names)
+        except Exception:  # noqa: BLE001 - the object is whole; the parts are retried at the end
+            self.leftovers.extend(names)
+        return dest
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
+
+
+def _offsets(items: list[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
+    for offset in range(0, len(items), size):
+        yield offset, items[offset : offset + size]
+
+
+def _exists_status(status: int) -> bool | None:
+    if status == 200:
+        return True
+    if status == 404:
+        return False
+    return None
+
+
+def _deleted_status(status: int) -> bool | None:
+    return True if status < 300 or status == 404 else None
+
+
+def _parse_batch(data: bytes, content_type: str, count: int) -> list[int | None] | None:
+    """Sub-response statuses in request order, from a multipart/mixed batch answer."""
+    match = re.search(r'boundary="?([^";,\s]+)"?', content_type)
+    if "multipart/" not in content_type or match is None:
+        return None
+    statuses: list[int | None] = [None] * count
+    seen = 0
+    for index, part in enumerate(data.split(b"--" + match.group(1).encode())[1:]):
+        if part.startswith(b"--"):
+            break
+        head, sep, rest = part.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, rest = part.partition(b"\n\n")
+        status = _BATCH_STATUS.match(rest)
+        if status is None:
+            continue
+        ident = _BATCH_ID.search(head)
+        position = int(ident.group(1)) if ident else index
+        if 0 <= position < count:
+            statuses[position] = int(status.group(1))
+            seen += 1
+    return statuses if seen else None
+
+
+def _range_header(start: int | None, end: int | None) -> str | None | object:
+    """The Range header for ``[start:end]``: None for the whole object, ``_EMPTY`` when the slice
+    is empty whatever the length. Negative ends are trimmed locally after the request."""
+    s = 0 if start is None else start
+    if s >= 0:
+        if end is None or end < 0:
+            return f"bytes={s}-" if s else None
+        return f"bytes={s}-{end - 1}" if end > s else _EMPTY
+    if end is not None and (end == 0 or (end < 0 and end <= s)):
+        return _EMPTY
+    return f"bytes={s}"  # a suffix range: the last -s bytes
+
+
+def _check_body(h: Any, status: int, received: int, where: str) -> tuple[int, int | None]:
+    """``(offset of the first byte received, total length or None)``; raises if the body is
+    shorter than the headers announce."""
+    length = h.get("content-length")
+    if length is not None and int(length) != received:
+        raise TruncatedBodyError(f"read {where}: received {received} of {length} bytes")
+    if status != 206:
+        return 0, received
+    match = _CONTENT_RANGE.match(h.get("content-range", ""))
+    if match is None:
+        raise TruncatedBodyError(f"read {where}: a partial answer without a usable Content-Range")
+    first, last, total = int(match.group(1)), int(match.group(2)), match.group(3)
+    if last >= first and last - first + 1 != received:
+        raise TruncatedBodyError(f"read {where}: received {received} of {last - first + 1} bytes")
+    return first, None if total == "*" else int(total)
+
+
+def _cut(data: bytes, offset: int, total: int | None, start: int | None, end: int | None) -> bytes:
+    """``object[start:end]`` from ``data``, which holds the object's bytes from ``offset``."""
+    if total is None:
+        total = offset + len(data)
+    i, j, _ = slice(start, end).indices(total)
+    if j <= i:
+        return b""
+    if i == offset and j == offset + len(data):
+        return data
+    return data[max(0, i - offset) : max(0, j - offset)]
+
+
+def _canonical_b64(value: str) -> str:
+    """A base64 value with its padding repaired, in canonical form."""
+    try:
+        return base64.b64encode(base64.b64decode(value + "=" * (-len(value) % 4))).decode()
+    except (ValueError, TypeError):
+        return value
+
+
+def _hash_from_headers(h: Any) -> tuple[str | None, str | None]:
+    """(hex md5, "md5") for ordinary objects, (base64 crc32c, "crc32c") for composite ones."""
+    value = h.get("x-goog-hash")
+    if not value:
+        return None, None
+    md5 = crc = None
+    for item in value.split(","):
+        kind, _, digest = item.strip().partition("=")
+        if kind == "md5":
+            md5 = digest
+        elif kind == "crc32c":
+            crc = digest
+    if md5 and h.get("x-goog-component-count") is None:
+        try:
+            return base64.b64decode(md5 + "=" * (-len(md5) % 4)).hex(), "md5"
+        except ValueError:
+            pass
+    if crc:
+        return _canonical_b64(crc), "crc32c"
+    return None, None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 timestamp (``2024-05-01T12:00:00.123Z``) as an aware datetime."""
+    if not value:
+        return None
+    # fromisoformat before Python 3.11 takes neither "Z" nor fractions other than 3 or 6 digits
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], value.replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _as_bytes(chunk: Any, name: str) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError(
+        f"uploading {name!r}: the file handle returned {type(chunk).__name__}; open it in binary mode"
+    )
+
+
+def _read_full(handle: BinaryIO, size: int, name: str) -> bytes:
+    """Up to ``size`` bytes from ``handle``: fewer only at the end of the stream."""
+    chunk = _as_bytes(handle.read(size), name)
+    if len(chunk) >= size or not chunk:
+        return chunk
+    pieces = [chunk]
+    got = len(chunk)
+    while got < size:
+        more = _as_bytes(handle.read(size - got), name)
+        if not more:
+            break
+        pieces.append(more)
+        got += len(more)
+    return b"".join(pieces)
+
+
+# -- interrupted composite uploads ------------------------------------------------------------------
+def _backend_of(target: Any) -> Backend:
+    if isinstance(target, Backend):
+        return target
+    backend = getattr(target, "backend", None)  # a CloudFiles
+    if isinstance(backend, Backend):
+        return backend
+    if isinstance(target, (str, os.PathLike)):
+        from .. import paths
+
+        extracted = paths.extract(paths.normalize(os.fspath(target)))
+        if extracted.protocol != "gs":
+            raise ValueError(f"composite upload parts exist only on gs://, not {target!r}")
+        return GCSBackend(extracted, BackendOptions())
+    raise TypeError(f"expected a CloudFiles or a gs:// cloudpath, got {type(target).__name__}")
+
+
+def find_composite_parts(cf_or_cloudpath: Any, prefix: str = "") -> list[str]:
+    """Keys (relative to the root) of composite-upload parts under ``prefix``: what an upload
+    that was killed before finishing left behind. One listing of ``prefix``; parts of uploads
+    still running are included, so do not clean while uploads to that place are in flight."""
+    backend = _backend_of(cf_or_cloudpath)
+    return [key for key, _ in backend.list(prefix) if _PART_RE.search(key)]
+
+
+def clean_composite_parts(cf_or_cloudpath: Any, prefix: str = "") -> int:
+    """Delete the parts :func:`find_composite_parts` finds; returns how many were deleted."""
+    backend = _backend_of(cf_or_cloudpath)
+    keys = find_composite_parts(backend, prefix)
+    for batch in batched(keys, max(1, backend.delete_batch_size)):
+        _retry.call(backend.delete_many, backend.retryable, batch)
+    return len(keys)
