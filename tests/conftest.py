@@ -9,6 +9,8 @@ from uuid import uuid4
 import pytest
 
 import cloudfiles_dask
+from tests.conftest_s3 import moto_server, rclone_server, s3_env  # noqa: F401 (shared servers)
+from tests.servers.gcs import FakeGCSServer
 
 BACKENDS = ["mem", "file"]
 
@@ -75,3 +77,14 @@ def disk():
     sub-directories bring their own conftest.py.)
     """
     return SimpleNamespace(dir=_local_dir, write=_write_on_disk, files=_files_on_disk)
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory):
+    """One fake-gcs-server for the whole test session (127.0.0.1, free port)."""
+    server = FakeGCSServer(log_path=str(tmp_path_factory.mktemp("fake-gcs") / "server.log"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -37,13 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # -- fixtures --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = FakeGCSServer(log_path=str(tmp_path_factory.mktemp("fake-gcs") / "server.log"))
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(gcs_server):
+    return gcs_server
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,7 @@ from uuid import uuid4
 
 import pytest
 
-from tests.servers.gcs import FakeGCSServer
-
 from .backend_contract import BackendContract
-
-
-@pytest.fixture(scope="session")
-def gcs_server(tmp_path_factory):
-    server = FakeGCSServer(log_path=str(tmp_path_factory.mktemp("fake-gcs") / "server.log"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
