@@ -365,6 +365,7 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     global _TRANSIENT
     if _TRANSIENT is None:
         import http.client
+        import json
 
         import urllib3.exceptions as u3
         from google.api_core import exceptions as api
@@ -376,6 +377,9 @@ def _transient_types() -> tuple[type[BaseException], ...]:
             auth.TransportError,
             u3.ProtocolError, u3.TimeoutError, u3.NewConnectionError,
             ConnectionError, TimeoutError, http.client.IncompleteRead,
+            # a 2xx answer whose JSON body arrived damaged: the request may have worked, but
+            # every write here is idempotent, so asking again is safe
+            json.JSONDecodeError,
         ]
         try:
             import requests
