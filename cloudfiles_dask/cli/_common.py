@@ -196,6 +196,15 @@ def cloudfiles(cloudpath: str, **kwargs: Any) -> Any:
     return CloudFiles(cloudpath, **kwargs)
 
 
+def require_writable(spec: PathSpec, consequence: str) -> None:
+    """CLIError, before any request, when ``spec`` lives on a read-only protocol (http, https):
+    otherwise a destination would first be probed (and fail with a listing error) or a move
+    would fail only after copying."""
+    cf = cloudfiles(spec.dirpath if not spec.name else spec.base)
+    if not getattr(cf.backend, "writable", True):
+        raise CLIError(f"{spec.arg} is read-only ({spec.protocol}:// paths cannot be written or deleted); {consequence}")
+
+
 def dir_exists(spec: PathSpec, **kwargs: Any) -> bool:
     """True if ``spec`` names an existing directory (for object stores: a prefix with keys)."""
     if spec.local:
@@ -225,7 +234,9 @@ class Resolved:
 def list_files(root: str, prefix: str = "", *, flat: bool = False, recursive_dirs: bool = True,
                suffix: str = "", **kwargs: Any) -> tuple[list[str], list[str]]:
     """Keys under ``root`` starting with ``prefix``; a flat listing expands its sub-directories
-    when ``recursive_dirs`` (else returns them as skipped). The suffix filter applies to files."""
+    when ``recursive_dirs`` (else returns them as skipped). The suffix filter applies to files,
+    and to the names of skipped directories: ``dir/*.jpg`` does not skip (or mention) ``dir/sub/``,
+    which the pattern does not name, so a pattern that names nothing is "no files match"."""
     cf = cloudfiles(root, **kwargs)
     keys: list[str] = []
     skipped: list[str] = []
@@ -233,7 +244,7 @@ def list_files(root: str, prefix: str = "", *, flat: bool = False, recursive_dir
         if entry.endswith("/"):
             if recursive_dirs:
                 keys.extend(cf.list(prefix=entry))
-            else:
+            elif entry[:-1].endswith(suffix):
                 skipped.append(entry)
         else:
             keys.append(entry)

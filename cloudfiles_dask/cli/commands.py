@@ -28,6 +28,7 @@ from ._common import (
     parse_path,
     prune_empty_dirs,
     read_stdin_paths,
+    require_writable,
     resolve_sources,
     warn,
     write_bytes,
@@ -173,7 +174,10 @@ def rm(ctx: click.Context, paths: tuple[str, ...], recursive: bool, progress: bo
     else:
         if "-" in paths:
             raise CLIError("'-' (read paths from stdin) must be the only path")
-        resolved = resolve_sources([parse_path(p) for p in paths], recursive=recursive, verb="removed")
+        specs = [parse_path(p) for p in paths]
+        for spec in specs:
+            require_writable(spec, "nothing can be removed from it")
+        resolved = resolve_sources(specs, recursive=recursive, verb="removed")
         for r in resolved:
             for skipped in r.skipped_dirs:
                 warn(f"skipping directory {join(r.root, skipped)} (use -r to remove it)")
@@ -225,8 +229,9 @@ def du(paths: tuple[str, ...], grand_total: bool, summarize: bool, human_readabl
     """Disk usage: stored (compressed) bytes of files and directories.
 
     Lines are 'SIZE<TAB>PATH'. Directories and wildcards are measured from listings (one
-    request per page of names, not one per file). A missing PATH is reported on stderr
-    (exit status 1) after the others are printed.
+    request per page of names, not one per file). Wildcards select what ls shows: 'dir/*.png'
+    one level (a matching sub-directory counts whole), 'dir/**.png' every level. A missing
+    PATH is reported on stderr (exit status 1) after the others are printed.
 
     \b
     Examples:
@@ -244,9 +249,7 @@ def du(paths: tuple[str, ...], grand_total: bool, summarize: bool, human_readabl
         entries: list[tuple[str, int]] | None = None
         if spec.wildcard:
             root = spec.base
-            cf = cloudfiles(root)
-            entries = [(k, s or 0) for k, s in _sized(cf, cf.list(prefix=spec.prefix, size=True))
-                       if k.endswith(spec.suffix)]
+            entries = _wildcard_sizes(cloudfiles(root), spec)
         elif dir_exists(spec):
             root = spec.dirpath
             cf = cloudfiles(root)
@@ -289,6 +292,22 @@ def du(paths: tuple[str, ...], grand_total: bool, summarize: bool, human_readabl
         for problem in problems[:-1]:
             warn(problem)
         raise CLIError(problems[-1])
+
+
+def _wildcard_sizes(cf: Any, spec: PathSpec) -> list[tuple[str, int]]:
+    """Sizes of the files a wildcard selects, as ls lists them: ``PREFIX**SUFFIX`` every file
+    below whose key matches; ``PREFIX*SUFFIX`` the entries of one level whose names match, where
+    a matching directory counts with everything below it (as the shell's ``du -s dir/*``)."""
+    if spec.stars == "**":
+        return [(k, s or 0) for k, s in _sized(cf, cf.list(prefix=spec.prefix, size=True)) if k.endswith(spec.suffix)]
+    entries: list[tuple[str, int]] = []
+    for key, size in list(_sized(cf, cf.list(prefix=spec.prefix, flat=True, size=True))):
+        if key.endswith("/"):
+            if key[:-1].endswith(spec.suffix):
+                entries.extend((k, s or 0) for k, s in _sized(cf, cf.list(prefix=key, size=True)))
+        elif key.endswith(spec.suffix):
+            entries.append((key, size or 0))
+    return entries
 
 
 # -- cat ----------------------------------------------------------------------------------------
@@ -503,6 +522,7 @@ def touch(sources: tuple[str, ...], progress: bool, no_sign_request: bool) -> No
         spec = parse_path(arg)
         if spec.wildcard:
             raise CLIError(f"{arg}: touch does not take wildcards")
+        require_writable(spec, "files cannot be created there")
         if spec.local and spec.local_path and os.path.isdir(spec.local_path):
             os.utime(spec.local_path)
             continue

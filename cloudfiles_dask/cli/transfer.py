@@ -41,6 +41,7 @@ from ._common import (
     parse_path,
     prune_empty_dirs,
     read_stdin_paths,
+    require_writable,
     resolve_sources,
     warn,
     write_bytes,
@@ -71,6 +72,7 @@ def plan(sources: tuple[str, ...], destination: str, *, recursive: bool, verb: s
     dest = parse_path(destination)
     if dest.wildcard:
         raise CLIError(f"{destination}: the destination cannot contain wildcards")
+    require_writable(dest, "it cannot be a destination")
     stdin = sources == ("-",)
     if "-" in sources and not stdin:
         raise CLIError("'-' (read paths from stdin) must be the only source")
@@ -80,11 +82,15 @@ def plan(sources: tuple[str, ...], destination: str, *, recursive: bool, verb: s
     if many and dest_is_file:
         raise CLIError(f"{destination} is not a directory (several sources need a directory destination)")
     if stdin:
-        return [
-            Job(root, dest.dirpath, [(k, k) for k in keys])
-            for root, keys in group_stdin_paths(read_stdin_paths())
-        ]
+        groups = group_stdin_paths(read_stdin_paths())
+        if verb == "moved":
+            for root, _ in groups:
+                require_writable(parse_path(root + "/"), "files cannot be moved from it (use cp)")
+        return [Job(root, dest.dirpath, [(k, k) for k in keys]) for root, keys in groups]
     specs = [parse_path(s) for s in sources]
+    if verb == "moved":
+        for spec in specs:
+            require_writable(spec, "files cannot be moved from it (use cp)")
     resolved = resolve_sources(specs, recursive=recursive, verb=verb, no_sign_request=no_sign_request)
     jobs = []
     for r in resolved:
@@ -104,6 +110,16 @@ def plan(sources: tuple[str, ...], destination: str, *, recursive: bool, verb: s
         else:
             jobs.append(Job(r.root, dest.base, [(r.spec.name, dest.name)], r))
     return jobs
+
+
+def refuse_moves_onto_themselves(jobs: list[Job]) -> None:
+    """A file moved onto itself would be copied onto itself and then deleted: refuse (before
+    anything moves) as mv(1) does."""
+    same = [join(job.src, s) for job in jobs for s, d in job.pairs if join(job.src, s) == join(job.dest, d)]
+    if not same:
+        return
+    more = f" (and {len(same) - 1} more)" if len(same) > 1 else ""
+    raise CLIError(f"{same[0]}{more}: source and destination are the same file; nothing was moved")
 
 
 def execute(jobs: list[Job], *, move: bool, parallel: int, progress: bool, options: dict[str, Any]) -> int:
@@ -285,6 +301,7 @@ def mv(ctx: click.Context, sources: tuple[str, ...], destination: str, progress:
       cloudfiles -p 4 mv --progress ./shards s3://bucket/shards
     """
     jobs = plan(sources, destination, recursive=True, verb="moved", no_sign_request=no_sign_request)
+    refuse_moves_onto_themselves(jobs)
     options = {"block_size": block_size, "reencode": None, "part_bytes": part_bytes,
                "no_sign_request": no_sign_request}
     execute(jobs, move=True, parallel=parallel_of(ctx), progress=progress, options=options)
