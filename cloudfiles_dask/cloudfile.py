@@ -137,17 +137,20 @@ class CloudFile:
         self._forget()
         self.cf.touch(self.filename)
 
-    def transfer_to(self, cloudpath: str, reencode: Any = None) -> int:
+    def transfer_to(self, cloudpath: str, reencode: Any = None, resumable: bool = False) -> int:
         """Copy this file to the full cloudpath ``cloudpath`` (ending in ``/``: same name there).
-        The stored encoding is kept unless ``reencode`` names another (False: decoded)."""
+        The stored encoding is kept unless ``reencode`` names another (False: decoded).
+        ``resumable``: see :meth:`CloudFiles.transfer_to`."""
         dest_dir, dest_name = _split(cloudpath, self.filename)
-        return self.cf.transfer_to(dest_dir, paths=[(self.filename, dest_name)], reencode=reencode)
+        return self.cf.transfer_to(dest_dir, paths=[(self.filename, dest_name)], reencode=reencode,
+                                   resumable=resumable)
 
-    def transfer_from(self, cloudpath: str, reencode: Any = None) -> int:
+    def transfer_from(self, cloudpath: str, reencode: Any = None, resumable: bool = False) -> int:
         """Replace this file with a copy of the file at ``cloudpath``."""
         self._forget()
         src_dir, src_name = _split(cloudpath, self.filename)
-        return self.cf.transfer_from(src_dir, paths=[(src_name, self.filename)], reencode=reencode)
+        return self.cf.transfer_from(src_dir, paths=[(src_name, self.filename)], reencode=reencode,
+                                     resumable=resumable)
 
     def move(self, dest: str) -> int:
         """Move this file to the full cloudpath ``dest``."""

@@ -465,6 +465,7 @@ class CloudFiles:
         content_type: str | None = None,
         allow_missing: bool = False,
         progress: Any = None,
+        resumable: bool = False,
     ) -> int:
         """Copy files from here to ``cf_dest`` (a CloudFiles or cloudpath); returns files written.
 
@@ -472,9 +473,23 @@ class CloudFiles:
         ``{"path", "dest_path"}`` dicts. The stored encoding is kept when ``reencode`` is None (the
         default); a codec name re-encodes; ``False``/``""``/``"none"`` stores the data decoded. A missing source
         raises FileNotFoundError unless ``allow_missing`` (then an empty file is written).
+
+        How the bytes move (first that applies; all but the last only when ``reencode`` is None):
+        a server-side copy (s3->s3 on one endpoint with the same credentials, gs->gs; file->file
+        and mem->mem copy locally); a download to file:// streamed to disk in chunks and checked
+        against the service checksum; an upload from file:// read from the file handle
+        (multipart / composite above ``composite_upload_threshold``); otherwise blocks of
+        ``block_size`` objects read into memory, re-encoded if asked, and written.
+
+        ``resumable=True`` makes downloads to file:// resumable: the bytes collect in a hidden
+        ``.<name>.cfdask-partial`` file next to the destination, kept if the download is
+        interrupted; a retry or a later run asks only for the missing bytes, then the whole file
+        is verified (checksum where the service gives one, and size) and renamed into place.
+        Other strategies ignore it.
         """
         dest = cf_dest if isinstance(cf_dest, CloudFiles) else CloudFiles(cf_dest)
-        return dest.transfer_from(self, paths, block_size, reencode, content_type, allow_missing, progress)
+        return dest.transfer_from(self, paths, block_size, reencode, content_type, allow_missing, progress,
+                                  resumable)
 
     def transfer_from(
         self,
@@ -485,6 +500,7 @@ class CloudFiles:
         content_type: str | None = None,
         allow_missing: bool = False,
         progress: Any = None,
+        resumable: bool = False,
     ) -> int:
         """Copy files from ``cf_src`` to here; see :meth:`transfer_to`."""
         src = cf_src if isinstance(cf_src, CloudFiles) else CloudFiles(cf_src)
@@ -503,6 +519,7 @@ class CloudFiles:
                 reencode=reencode,
                 content_type=content_type,
                 allow_missing=allow_missing,
+                resumable=resumable,
             )
 
     def move(self, src: str, dest: str) -> int:

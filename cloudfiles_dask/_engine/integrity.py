@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 
 from ..exceptions import CRC32CIntegrityError, IntegrityError, MD5IntegrityError
@@ -74,22 +75,37 @@ def matches(data: bytes, expected: str, hash_type: str, part_size: int | None = 
     raise ValueError(f"unknown hash type {hash_type!r}")
 
 
-def _file_chunks(path: str, size: int = 8 * MiB):
-    with open(path, "rb") as f:
-        while chunk := f.read(size):
-            yield chunk
+def _file_chunks(path: str, size: int = MiB):
+    """The file's bytes in pieces of ``size``, read into one reused buffer: each memoryview is
+    valid until the next one is produced (memory stays at one buffer whatever the file size)."""
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(max(1, min(size, os.fstat(f.fileno()).st_size)))  # small files, small buffer
+        view = memoryview(buf)
+        while count := f.readinto(buf):
+            yield view[:count]
 
 
 def _file_multipart_etag(path: str, part_size: int) -> str:
-    digests = [hashlib.md5(part, usedforsecurity=False).digest() for part in _file_chunks(path, part_size)]
-    digests = digests or [hashlib.md5(b"", usedforsecurity=False).digest()]
+    digests = []
+    digest = hashlib.md5(usedforsecurity=False)
+    filled = 0
+    for chunk in _file_chunks(path):
+        while chunk:
+            take = chunk[: part_size - filled]
+            digest.update(take)
+            filled += len(take)
+            chunk = chunk[len(take):]
+            if filled == part_size:
+                digests.append(digest.digest())
+                digest = hashlib.md5(usedforsecurity=False)
+                filled = 0
+    if filled or not digests:
+        digests.append(digest.digest())
     return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
 
 
 def matches_file(path: str, expected: str, hash_type: str, part_size: int | None = None) -> bool:
     """:func:`matches` for a file on disk, read in chunks (memory stays small)."""
-    import os
-
     if hash_type == "md5" or (hash_type == "etag" and _PLAIN_ETAG.match(expected.strip('"').lower())):
         digest = hashlib.md5(usedforsecurity=False)
         for chunk in _file_chunks(path):
@@ -100,7 +116,7 @@ def matches_file(path: str, expected: str, hash_type: str, part_size: int | None
 
         checksum = google_crc32c.Checksum()
         for chunk in _file_chunks(path):
-            checksum.update(chunk)
+            checksum.update(bytes(chunk))  # google_crc32c takes only immutable bytes
         return base64.b64encode(checksum.digest()).decode() == expected
     if hash_type == "etag":
         etag = expected.strip('"').lower()

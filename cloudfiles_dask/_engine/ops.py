@@ -5,6 +5,7 @@ Faces (CloudFiles, CloudFile, dl, the CLI, Dask) call these; these call only the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
 from typing import Any
@@ -235,15 +236,17 @@ def transfer(
     reencode: Any = None,
     content_type: str | None = None,
     allow_missing: bool = False,
+    resumable: bool = False,
 ) -> int:
     """Copy ``(src_key, dest_key)`` pairs; returns the number of files written.
 
     Strategy, first match wins (all but the last keep the stored encoding, ``reencode=None``):
 
     1. same-kind copy without the bytes passing through Python (file->file kernel copy, mem->mem,
-       and server-side copies where a cloud backend declares them);
-    2. anything -> file://: streamed to a temporary file, verified against the service checksum,
-       renamed into place (memory stays small whatever the object size);
+       and server-side copies where a cloud backend declares them: s3->s3 on one endpoint with
+       one set of credentials, gs->gs);
+    2. anything -> file://: streamed to a temporary file, verified against the service checksum
+       and size, renamed into place (memory stays near one chunk whatever the object size);
     3. file:// -> anything: the stored file's handle is uploaded (multipart / composite above the
        threshold), never read whole into memory;
     4. general: in blocks of ``block_size``, read the stored bytes (raw), re-encode only if asked,
@@ -251,14 +254,21 @@ def transfer(
 
     ``reencode``: None keeps the stored encoding; False, ``""`` or ``"none"`` stores the data
     decoded; a codec name re-encodes (objects already in that encoding pass through untouched).
+    Any ``reencode`` other than None takes the general path.
     A missing source raises FileNotFoundError, or with ``allow_missing`` writes an empty file.
+
+    ``resumable`` applies to strategy 2: each download appends to a partial file next to its
+    destination, kept when interrupted; a retry, or a later run after a crash, asks only for the
+    missing bytes (a ranged read) and the whole file is verified before it is renamed into place.
+    The verification needs a service checksum to notice that the object changed in between:
+    S3 and GCS always give one, plain HTTP servers rarely (there only the size is checked).
     """
     require_writable(dest)
     if reencode is None:
         if src.can_copy_to(dest) and (content_type is None or dest.local_files):
             return _transfer_by_copy(src, dest, pairs, runner, allow_missing)
         if dest.local_files and not src.local_files:
-            return _transfer_by_stream(src, dest, pairs, runner, allow_missing)
+            return _transfer_by_stream(src, dest, pairs, runner, allow_missing, resumable)
         if src.local_files and not dest.local_files:
             return _transfer_by_handles(src, dest, pairs, runner, block_size, content_type, allow_missing)
         target = None
@@ -302,27 +312,42 @@ def _transfer_by_copy(src: Backend, dest: Backend, pairs: Iterable[tuple[str, st
     return len(runner.run(job, pairs, dest.write_threads))
 
 
-def _transfer_by_stream(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: Runner, allow_missing: bool) -> int:
+def _transfer_by_stream(
+    src: Backend,
+    dest: Backend,
+    pairs: Iterable[tuple[str, str]],
+    runner: Runner,
+    allow_missing: bool,
+    resumable: bool = False,
+) -> int:
     progress = runner.progress
 
     def job(pair: tuple[str, str]) -> None:
         src_key, dest_key = pair
 
-        def verify(tmp: str, blob: Blob) -> None:
-            if blob.hash and not integrity.matches_file(tmp, blob.hash, blob.hash_type):
-                raise integrity.mismatch_file(tmp, src.url(src_key), blob.hash, blob.hash_type)
+        def produce(fileobj: Any, offset: int) -> Blob | None:
+            return src.stream_to(src_key, fileobj, offset)
 
-        def produce(fileobj: Any) -> Blob | None:
-            return src.stream_to(src_key, fileobj)
+        def verify(path: str, blob: Blob) -> None:
+            if blob.size is not None:
+                got = os.path.getsize(path)
+                if got != blob.size:
+                    raise integrity.IntegrityError(
+                        f"{src.url(src_key)}: the download holds {got} bytes, the object {blob.size}"
+                        + (" (the partial file of an earlier download did not fit it)" if resumable else "")
+                    )
+            if blob.hash and not integrity.matches_file(path, blob.hash, blob.hash_type):
+                raise integrity.mismatch_file(path, src.url(src_key), blob.hash, blob.hash_type)
 
         try:
-            blob = call(src, dest.receive, dest_key, produce, verify)
-        except integrity.IntegrityError:  # damaged in flight or replaced meanwhile: once more
-            blob = call(src, dest.receive, dest_key, produce, verify)
+            blob = call(src, dest.receive, dest_key, produce, verify, resumable)
+        except integrity.IntegrityError:
+            # damaged in flight, replaced meanwhile, or a stale partial file (removed): once more
+            blob = call(src, dest.receive, dest_key, produce, verify, resumable)
         if blob is None:
             _missing(src, src_key, allow_missing)
             call(dest, dest.put, dest_key, b"", PutMeta())
-        progress.advance(1)
+        progress.advance(1, (blob.size or 0) if blob is not None else 0)
 
     return len(runner.run(job, pairs, src.read_threads))
 

@@ -30,6 +30,7 @@ class Blob:
     encoding: str | None = None  # stored encoding, canonical name (see compression)
     hash: str | None = None  # the service's checksum of the stored bytes, if any
     hash_type: str | None = None  # "md5" | "crc32c" | "etag" (S3) | None; see _engine.integrity
+    size: int | None = None  # stored size of the whole object, when a streamed read knows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +118,30 @@ class Backend(ABC):
         return False
 
     # -- optional capabilities, with engine-usable defaults ------------------------------------
-    def stream_to(self, key: str, fileobj: BinaryIO) -> Blob | None:
-        """Write the stored bytes of ``key`` into ``fileobj``; a Blob with ``content=None`` and the
-        encoding and checksum, or None if missing. Network backends override this to stream in
-        chunks, so a download to disk never holds the whole object in memory."""
+    def stream_to(self, key: str, fileobj: BinaryIO, start: int = 0) -> Blob | None:
+        """Write the stored bytes of ``key`` from offset ``start`` on into ``fileobj``.
+
+        Returns a Blob with ``content=None``, the stored encoding, the service's checksum of the
+        *whole* stored object (or None) and, where known, its whole stored ``size``; None if
+        the object is missing. The engine checks the finished file against ``size`` and the
+        checksum, so a resumed download (``start > 0``) is verified end to end. A ``start`` at
+        or past the end writes nothing (the object's size then tells whether the bytes already
+        on disk are complete). A stream that ends early raises the backend's retryable error.
+
+        This default reads the object whole with :meth:`get`; network backends override it to
+        stream in chunks, so a download to disk never holds the whole object in memory."""
+        if start:
+            blob = self.get(key, start)
+            if blob is None:
+                return None
+            fileobj.write(blob.content)
+            return Blob(None, blob.encoding)
         blob = self.get(key)
         if blob is None:
             return None
         fileobj.write(blob.content)
-        return Blob(None, blob.encoding, blob.hash, blob.hash_type)
+        size = len(blob.content) if isinstance(blob.content, (bytes, bytearray, memoryview)) else None
+        return Blob(None, blob.encoding, blob.hash, blob.hash_type, size)
 
     def can_copy_to(self, other: Backend) -> bool:
         """True if :meth:`copy_to` can move bytes to ``other`` without passing through here."""

@@ -16,7 +16,9 @@ Reads
     ``x-goog-component-count``). Bytes arrive exactly as stored (``Accept-Encoding: gzip``, no
     decoding), so gzip objects are never transcoded. A body shorter than announced raises a
     retryable error; short data is never returned. Ranges follow Python slice rules; an empty
-    range costs one metadata request and no data request.
+    range costs one metadata request and no data request. A download to a file (``stream_to``)
+    writes the body out :data:`STREAM_CHUNK` bytes at a time; a resumed one asks
+    ``Range: bytes=N-`` and reports the whole object's hash and size.
 
 Writes
     Objects up to ``composite_upload_threshold`` bytes are one upload with ``md5Hash`` set, so
@@ -96,6 +98,7 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 BATCH_LIMIT = 100  # calls per JSON batch request (documented GCS limit)
 COMPOSE_LIMIT = 32  # sources per compose request (GCS limit)
 PARTS_IN_FLIGHT = 4  # composite upload: parts being uploaded at once (each holds a part in memory)
+STREAM_CHUNK = 1024 * 1024  # bytes read from a response at a time when streaming into a file
 PART_MARK = ".cfdask-part-"
 _PART_RE = re.compile(r"\.cfdask-part-[0-9a-f]{16}\.\d+\.\d+\Z")
 
@@ -606,6 +609,109 @@ class GCSBackend(Backend):
         if status == 416:  # the range starts past the end: the object exists, the slice is empty
             return Blob(b"", self._served_encoding(resp.headers, name)[0])
         raise self._status_error(resp, name, "read")
+
+    def stream_to(self, key: str, fileobj: BinaryIO, start: int = 0) -> Blob | None:
+        """One media GET (``Range: bytes=start-`` when resuming) whose body is copied into
+        ``fileobj`` :data:`STREAM_CHUNK` bytes at a time, so memory stays near one chunk. The
+        md5 / crc32c and size reported are the whole object's (the engine checks the finished
+        file against them); a resumed read whose answer lacks them costs one metadata request.
+        A body cut short raises a retryable error after writing what arrived."""
+        name = self.base + key
+        headers = {**_GET_HEADERS, "Range": f"bytes={start}-"} if start > 0 else _GET_HEADERS
+        url = self._media_url + quote(name, safe="") + self._media_query
+        conn = self._c()
+        try:
+            resp = conn.urlopen("GET", url, body=None, headers=headers, preload_content=False,
+                                decode_content=False, timeout=_timeout(), retries=False)
+        except Exception as e:
+            new = self._translate(e, name, "read")
+            if new is None:
+                raise
+            raise new from e
+        done = False
+        try:
+            status = resp.status
+            if status == 200 or status == 206:
+                blob = self._stream_body(resp, name, fileobj, start)
+            elif status == 404:
+                resp.drain_conn()
+                blob = None
+            elif status == 416 and start > 0:  # nothing at or past ``start``: the size says if right
+                # some servers (fake-gcs-server) hang up after a 416 without saying so: this
+                # connection must not be reused
+                resp.close()
+                blob = self._streamed_from_metadata(name)
+            else:
+                raise self._status_error(resp, name, "read")
+            done = True
+            return blob
+        finally:
+            if not done:
+                resp.close()  # a half-read body must not go back to the pool
+            resp.release_conn()
+
+    def _stream_body(self, resp: Any, name: str, fileobj: BinaryIO, start: int) -> Blob:
+        h = resp.headers
+        where = self._where(name)
+        encoding, transcoded = self._served_encoding(h, name)
+        length = h.get("content-length")
+        expected = int(length) if length is not None else None
+        skip = 0
+        total = expected
+        if resp.status == 206:
+            match = _CONTENT_RANGE.match(h.get("content-range", ""))
+            if match is None or int(match.group(1)) != start:
+                raise StorageError(f"read {where}: asked for bytes {start}- and got Content-Range "
+                                   f"{h.get('content-range')!r}")
+            total = None if match.group(3) == "*" else int(match.group(3))
+        else:
+            skip = start  # the whole object (Range not asked for, or ignored)
+        received = 0
+        while True:
+            try:
+                chunk = resp.read(STREAM_CHUNK, decode_content=False)
+            except Exception as e:
+                new = self._translate(e, name, "read")
+                if new is None:
+                    raise
+                raise new from e
+            if not chunk:
+                break
+            received += len(chunk)
+            if skip:
+                if len(chunk) <= skip:
+                    skip -= len(chunk)
+                    continue
+                chunk = memoryview(chunk)[skip:]
+                skip = 0
+            fileobj.write(chunk)
+        if expected is not None and received != expected:
+            raise TruncatedBodyError(f"read {where}: received {received} of {expected} bytes")
+        if resp.status == 206 and total is not None and start + received != total:
+            raise TruncatedBodyError(f"read {where}: received bytes {start}-{start + received - 1} "
+                                     f"of {total}")
+        if transcoded:  # decoded on the way: the stored checksum and size do not apply
+            return Blob(None, encoding)
+        digest, kind = _hash_from_headers(h)
+        if digest is None and start > 0:
+            return self._streamed_from_metadata(name, encoding, total)
+        return Blob(None, encoding, digest, kind, total)
+
+    def _streamed_from_metadata(self, name: str, encoding: Any = _EMPTY, size: int | None = None) -> Blob | None:
+        """The Blob of a streamed read from the object's metadata (checksum, size, encoding)."""
+        meta = self._metadata(name, "size,md5Hash,crc32c,componentCount,contentEncoding", "read")
+        if meta is None:
+            return None
+        if encoding is _EMPTY:
+            encoding = self._encoding(meta.get("contentEncoding"), name)
+        if size is None and meta.get("size") is not None:
+            size = int(meta["size"])
+        digest = kind = None
+        if meta.get("md5Hash") and meta.get("componentCount") is None:
+            digest, kind = base64.b64decode(meta["md5Hash"]).hex(), "md5"
+        elif meta.get("crc32c"):
+            digest, kind = _canonical_b64(meta["crc32c"]), "crc32c"
+        return Blob(None, encoding, digest, kind, size)
 
     def _empty_read(self, name: str) -> Blob | None:
         meta = self._metadata(name, "contentEncoding", "read")

@@ -11,6 +11,8 @@ Costs and behaviour:
   ``bytes=a-``, ``[-n:]`` and ``[-n:-m]`` the suffix ``bytes=-n`` (trimmed here). Only the mixed
   forms ``[a:-m]`` and ``[-n:b]`` need the size first (one HEAD). Empty ranges send nothing and
   give ``b""`` (even for a missing key). A server that ignores Range is handled by slicing here.
+- A download to a file (``stream_to``) writes the raw body out :data:`STREAM_CHUNK` bytes at a
+  time; a resumed one asks ``Range: bytes=N-`` (a server that ignores Range is skipped through).
 - Bytes are read raw (no transparent decoding): the ``Content-Encoding`` is reported and the engine
   decodes it. ``Accept-Encoding`` offers only codecs the engine can decode.
 - A body shorter than its Content-Length raises :class:`TruncatedBodyError` (retried by the
@@ -66,6 +68,7 @@ GCS_HOST = "storage.googleapis.com"
 ACCEPT_ENCODING = "gzip, br, zstd"
 _JSON_FIELDS = "items(name,size),prefixes,nextPageToken"
 _DRAIN_LIMIT = 64 * 1024  # error bodies up to this size are read so the connection is reused
+STREAM_CHUNK = 1024 * 1024  # bytes read from a response at a time when streaming into a file
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)\s*/\s*(\d+|\*)\s*$", re.IGNORECASE)
 _EXACT_SIZE = re.compile(r"^\d+$")
 _INDEX_TITLES = ("index of", "directory listing for")
@@ -537,6 +540,87 @@ class HTTPBackend(Backend):
             raise self._status_error("GET", url, response, self._drain(response))
         finally:
             _release_session(session)
+
+    def stream_to(self, key: str, fileobj: Any, start: int = 0) -> Blob | None:
+        """One streamed GET (``Range: bytes=start-`` when resuming), raw bytes copied into
+        ``fileobj`` :data:`STREAM_CHUNK` at a time, so memory stays near one chunk. Reports the
+        ``x-goog-hash`` checksum when the server sends one (GCS sends the whole object's, also
+        for ranges) and the object's size. A body cut short raises TruncatedBodyError (retried)
+        after writing what arrived. A server that ignores Range is handled by skipping."""
+        url = self.url(key)
+        session = _acquire_session()
+        try:
+            response = self._send(session, "GET", url, {"Range": f"bytes={start}-"} if start > 0 else None,
+                                  stream=True)
+            status = response.status_code
+            if status in (200, 206):
+                return self._stream_body(url, response, fileobj, start)
+            if status in (404, 403):
+                self._drain(response)
+                return None
+            if status == 416 and start > 0:  # nothing at or past ``start``: the size says if right
+                self._drain(response)
+                head = self._head_response(url)
+                if head is None:
+                    return None
+                headers = head.headers
+                digest, kind = _goog_hash(headers.get("x-goog-hash"))
+                return Blob(None, self._encoding(url, headers.get("Content-Encoding")), digest, kind,
+                            _content_length(headers))
+            if status == 401:
+                raise self._auth_refused("GET", url, response)
+            raise self._status_error("GET", url, response, self._drain(response))
+        finally:
+            _release_session(session)
+
+    def _stream_body(self, url: str, response: Any, fileobj: Any, start: int) -> Blob:
+        try:
+            headers = response.headers
+            encoding = self._encoding(url, headers.get("Content-Encoding"))
+            expected = _content_length(headers)
+            if "chunked" in headers.get("Transfer-Encoding", "").lower():
+                expected = None
+            content_range = _parse_content_range(headers.get("Content-Range"))
+            skip = 0
+            total = expected
+            whole = response.status_code != 206 and content_range is None
+            if not whole:
+                first, total = (content_range[0], content_range[2]) if content_range else (start, None)
+                if first != start:
+                    raise HTTPStatusError("GET", url, response.status_code, "",
+                                          f"asked for bytes {start}- and got {headers.get('Content-Range')!r}")
+            else:
+                skip = start  # the whole object (Range not asked for, or ignored)
+            received = 0
+            raw = response.raw
+            while True:
+                try:
+                    chunk = raw.read(STREAM_CHUNK, decode_content=False)
+                except _transport_exceptions() as e:
+                    raise self._read_error(url, response, e) from e
+                if not chunk:
+                    break
+                received += len(chunk)
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk = memoryview(chunk)[skip:]
+                    skip = 0
+                fileobj.write(chunk)
+        finally:
+            response.close()
+        if expected is not None and received != expected:
+            raise TruncatedBodyError(
+                f"GET {url}: the body has {received} bytes but Content-Length says {expected}; "
+                f"the connection ended early", url
+            )
+        if whole and total is None:
+            total = received  # a whole object of unannounced length
+        elif not whole and total is not None and start + received != total:
+            raise TruncatedBodyError(f"GET {url}: received bytes {start}-{start + received - 1} of {total}", url)
+        digest, kind = _goog_hash(headers.get("x-goog-hash"))
+        return Blob(None, encoding, digest, kind, total)
 
     def _cut(self, url: str, body: bytes, status: int, content_range, start: int, end: int | None) -> bytes:
         """The slice ``[start:end]`` of the object, from the part of it the server sent."""

@@ -4,6 +4,10 @@
 - Writes are atomic: the bytes go to a hidden temporary file in the destination directory
   (``.cfdask-tmp-*``) which is then renamed over the final name, so a crash never leaves a
   truncated file under the real name. Temporary files never show in listings.
+- Resumable downloads (``receive(..., resumable=True)``) append to a deterministic hidden
+  partial file next to the destination, ``.<name>.cfdask-partial``, kept when a download is
+  interrupted so that a retry or a later run continues from its size. Partial files never show
+  in listings either (so a key named like one would be hidden too).
 - Keys may not leave the root: absolute keys and ``..`` that climb out raise PathEscapeError.
 - Optional inter-process reader/writer locks (``locking=True``), see ``_locks``.
 """
@@ -15,6 +19,7 @@ import errno
 import os
 import shutil
 import stat
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
@@ -32,6 +37,7 @@ from .base import (
 )
 
 TMP_PREFIX = ".cfdask-tmp-"
+PARTIAL_SUFFIX = ".cfdask-partial"
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
@@ -155,7 +161,7 @@ class LocalBackend(Backend):
         with scanner:
             for entry in scanner:
                 name = entry.name
-                if name.startswith(TMP_PREFIX):
+                if name.startswith(TMP_PREFIX) or (name.startswith(".") and name.endswith(PARTIAL_SUFFIX)):
                     continue
                 try:
                     is_dir = entry.is_dir()
@@ -245,17 +251,27 @@ class LocalBackend(Backend):
     def receive(
         self,
         key: str,
-        produce: Callable[[BinaryIO], Blob | None],
+        produce: Callable[[BinaryIO, int], Blob | None],
         verify: Callable[[str, Blob], None] | None = None,
+        resumable: bool = False,
     ) -> Blob | None:
-        """Stream an object into place: ``produce(file)`` writes the stored bytes and returns their
-        Blob (content None) or None if the source is missing; ``verify(tmp_path, blob)`` may check
-        them before the atomic rename to ``key`` plus the encoding suffix."""
+        """Stream an object into place: ``produce(file, offset)`` writes the stored bytes from
+        ``offset`` on and returns their Blob (content None) or None if the source is missing;
+        ``verify(path, blob)`` may check the whole file before the atomic rename to ``key`` plus
+        the encoding suffix.
+
+        Without ``resumable`` the bytes go to a fresh temporary file (offset 0), removed on any
+        failure. With ``resumable`` they are appended to :meth:`partial_path` (offset = its size),
+        under an exclusive lock (POSIX ``flock``) so that two writers never interleave. A failure
+        in ``produce`` keeps the partial file for the next attempt; a failure in ``verify`` or a
+        missing source removes it (its bytes are not to be trusted, or not wanted)."""
         base_path = self.path_of(key)
+        if resumable:
+            return self._receive_resumable(base_path, produce, verify)
         fd, tmp = _open_tmp(base_path)
         try:
             with open(fd, "wb") as out:
-                blob = produce(out)
+                blob = produce(out, 0)
             if blob is not None and verify is not None:
                 verify(tmp, blob)
         except BaseException:
@@ -267,6 +283,38 @@ class LocalBackend(Backend):
             return None
         self._install(tmp, base_path, blob.encoding)
         return blob
+
+    def partial_path(self, key: str) -> str:
+        """Where a resumable download of ``key`` collects its bytes: ``.<name>.cfdask-partial``
+        in the destination directory (never listed)."""
+        return _partial_name(self.path_of(key))
+
+    def _receive_resumable(
+        self,
+        base_path: str,
+        produce: Callable[[BinaryIO, int], Blob | None],
+        verify: Callable[[str, Blob], None] | None,
+    ) -> Blob | None:
+        partial = _partial_name(base_path)
+        out = _open_partial(partial)
+        try:
+            blob = produce(out, os.fstat(out.fileno()).st_size)
+            out.flush()
+            try:
+                if blob is not None and verify is not None:
+                    verify(partial, blob)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(partial)
+                raise
+            if blob is None:
+                os.unlink(partial)
+                return None
+            # renamed while still open and locked: no other writer can append in between
+            self._install(partial, base_path, blob.encoding)
+            return blob
+        finally:
+            out.close()
 
     def open_stored(self, key: str) -> tuple[BinaryIO, str | None] | None:
         """The stored file of ``key`` opened for reading, and its encoding (None if missing).
@@ -313,6 +361,52 @@ def _read_range(f: BinaryIO, start: int | None, end: int | None) -> bytes:
         return b""
     f.seek(start)
     return f.read() if end is None else f.read(end - start)
+
+
+def _partial_name(base_path: str) -> str:
+    head, tail = os.path.split(base_path)
+    return os.path.join(head, "." + tail + PARTIAL_SUFFIX)
+
+
+def _open_partial(path: str) -> BinaryIO:
+    """``path`` opened for appending (made if needed) and exclusively locked where POSIX
+    ``flock`` exists. If the file was renamed or removed while this waited for the lock (its
+    holder finished), the new file at ``path`` is opened instead."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        fcntl = None
+    while True:
+        try:
+            out = open(path, "ab")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            out = open(path, "ab")  # noqa: SIM115
+        if fcntl is None:
+            return out
+        try:
+            _lock_exclusive(fcntl, out.fileno())
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+        except BaseException:
+            out.close()
+            raise
+        if current is not None and os.path.samestat(current, os.fstat(out.fileno())):
+            return out
+        out.close()
+
+
+def _lock_exclusive(fcntl: Any, fd: int) -> None:
+    """``flock(LOCK_EX)``, waited for in short sleeps rather than one blocking call, so that under
+    gevent the holder (another greenlet of this thread) gets to run and release it."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(0.02)
 
 
 def _tmp_name(final: str) -> str:

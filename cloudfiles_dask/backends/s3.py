@@ -11,6 +11,9 @@ Cost and behaviour, plainly:
   ``end``, or a negative ``start`` with an ``end``) costs a HEAD first, and an empty range costs a
   HEAD only (to tell "empty" from "missing"). A body shorter than its Content-Length raises a
   retryable error; short data is never returned.
+- A download to a file (``stream_to``) is one GET whose body is written out
+  :data:`STREAM_CHUNK` bytes at a time; a resumed one asks ``Range: bytes=N-`` and reports the
+  whole object's ETag and size (a HEAD only when nothing is left past N).
 - A write up to ``composite_upload_threshold`` bytes is one PUT with Content-MD5, so the server
   rejects bytes damaged on the way. Larger bytes, and file handles larger than the threshold,
   go up as a multipart upload in parts of ``max(8 MiB, ceil(size / 10000))`` with Content-MD5 on
@@ -72,6 +75,8 @@ MULTIPART_COPY_THRESHOLD = 5 * 1000**3
 COPY_PART_SIZE = 512 * MiB
 #: Keys per ListObjectsV2 page.
 LIST_PAGE_SIZE = 1000
+#: Bytes read from a response body at a time when streaming a download into a file.
+STREAM_CHUNK = 1 * MiB
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 _AUTH_CODES = frozenset(
@@ -644,6 +649,71 @@ class S3Backend(Backend):
                 "HTTPStatusCode") == 200:
             data = data[local]  # the server ignored Range and sent everything
         return Blob(data, canonical_encoding(response.get("ContentEncoding")))
+
+    def stream_to(self, key: str, fileobj: BinaryIO, start: int = 0) -> Blob | None:
+        """One GET (``Range: bytes=start-`` when resuming) whose body is copied into ``fileobj``
+        :data:`STREAM_CHUNK` bytes at a time, so memory stays near one chunk whatever the size.
+        The ETag and size reported are the whole object's (the engine checks the finished file
+        against them). A body cut short raises a retryable error after writing what arrived."""
+        full = self.base + key
+        try:
+            return self._stream(full, fileobj, start)
+        except Exception as e:
+            self._fail(e, "get", full)
+
+    def _stream(self, full: str, fileobj: BinaryIO, start: int) -> Blob | None:
+        try:
+            response = self._get_object(full, **({"Range": f"bytes={start}-"} if start > 0 else {}))
+        except Exception as e:
+            status, code = _status_and_code(e)
+            if start <= 0 or (status != 416 and code != "InvalidRange"):
+                raise
+            head = self._head(full)  # nothing at or past ``start``: the size says if that is right
+            if head is None:
+                return None
+            return self._streamed(head, head.get("ContentLength"))
+        if response is None:
+            return None
+        skip = 0
+        total = expected = response.get("ContentLength")
+        content_range = response.get("ContentRange")
+        if start > 0:
+            if content_range:  # "bytes first-last/total" (rclone sends it with a 200)
+                first, _, rest = content_range.partition(" ")[2].partition("-")
+                total_text = rest.partition("/")[2]
+                if not first.isdigit() or int(first) != start:
+                    response["Body"].close()
+                    raise S3Error(f"{self._where(full)}: asked for bytes {start}- and got "
+                                  f"{content_range!r}")
+                total = int(total_text) if total_text.isdigit() else None
+            else:
+                skip = start  # the server ignored Range and sent the whole object
+        body = response["Body"]
+        received = 0
+        try:
+            while chunk := body.read(STREAM_CHUNK):
+                received += len(chunk)
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk = memoryview(chunk)[skip:]
+                    skip = 0
+                fileobj.write(chunk)
+        finally:
+            body.close()
+        if expected is not None and received != expected:
+            from botocore.exceptions import IncompleteReadError
+
+            raise IncompleteReadError(actual_bytes=received, expected_bytes=expected)
+        return self._streamed(response, total)
+
+    @staticmethod
+    def _streamed(meta: dict, size: int | None) -> Blob:
+        etag = meta.get("ETag")
+        etag = etag.strip('"') if etag else None
+        return Blob(None, canonical_encoding(meta.get("ContentEncoding")), etag,
+                    "etag" if etag else None, size)
 
     def _empty(self, full: str) -> Blob | None:
         head = self._head(full)
