@@ -400,5 +400,8 @@ def move(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: 
     moved = 0
     for block in batched(pairs, block_size):
         moved += transfer(src, dest, block, runner, block_size=block_size)
-        call(src, src.delete_many, [s for s, _ in block])
+        # a key moved onto itself was copied onto itself: deleting it would lose it
+        doomed = [s for s, d in block if src.url(s) != dest.url(d)]
+        if doomed:
+            call(src, src.delete_many, doomed)
     return moved
