@@ -714,3 +714,15 @@ def test_backend_pickles_without_its_connections(bucket):
     backend.put("x", b"1", PutMeta())
     clone = pickle.loads(pickle.dumps(backend))
     assert clone.get("x").content == b"1"
+
+
+def test_errors_are_storage_errors_and_a_missing_bucket_says_so(server, monkeypatch):
+    from cloudfiles_dask import CloudFiles, StorageError
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+    cf = CloudFiles("gs://no-such-bucket-" + uuid4().hex[:8] + "/a")
+    with pytest.raises(StorageError, match="does not exist") as info:
+        list(cf.list())
+    assert info.value.transient is False and "gs://no-such-bucket" in str(info.value)
+    with pytest.raises(StorageError):
+        cf.put("x", b"data")  # writing into a missing bucket fails with a library error

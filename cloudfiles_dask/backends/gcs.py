@@ -354,6 +354,22 @@ def _timeout() -> Any:
 
 
 # -- errors --------------------------------------------------------------------------------------
+class GCSError(StorageError):
+    """A GCS request failed with HTTP status ``code``; ``transient`` for 408, 429 and 5xx. The
+    google-cloud-storage exception, where there was one, is the ``__cause__``."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def transient(self) -> bool:  # type: ignore[override]
+        return self.code in _TRANSIENT_CODES
+
+    def __reduce__(self):
+        return type(self), (str(self), self.code)
+
+
 class TruncatedBodyError(StorageError, ConnectionError):
     """The service sent fewer bytes than it announced (retryable)."""
 
@@ -520,13 +536,9 @@ class GCSBackend(Backend):
         if isinstance(error, (api.Unauthorized, api.Forbidden)):
             return self._refused(getattr(error, "code", None), error.message, where, action)
         if isinstance(error, api.GoogleAPICallError):
-            try:
-                new = type(error)(f"{action} {where}: {error.message}", errors=error.errors, response=error.response)
-            except Exception:  # noqa: BLE001 - an exotic subclass: keep the original
-                return None
-            for attr in ("_cfdask_final",):
-                if hasattr(error, attr):
-                    setattr(new, attr, getattr(error, attr))
+            new = GCSError(f"{action} {where}: HTTP {error.code}: {error.message}", error.code)
+            if getattr(error, "_cfdask_final", False):
+                new._cfdask_final = True  # type: ignore[attr-defined]
             return new
         if isinstance(error, auth.GoogleAuthError) and not is_transient(error):
             return AuthorizationError(
@@ -549,9 +561,12 @@ class GCSBackend(Backend):
         where = self._where(name)
         if status in (401, 403):
             return self._refused(status, message, where, action)
-        from google.api_core import exceptions as api
-
-        return api.from_http_status(status, f"{action} {where}: {message}")
+        if status == 404 and action == "list":
+            return GCSError(
+                f"{action} {where}: the bucket gs://{self.bucket_name} does not exist "
+                f"(HTTP 404: {message})", status,
+            )
+        return GCSError(f"{action} {where}: HTTP {status}: {message}", status)
 
     def _send(self, method: str, url: str, name: str | None, action: str,
               headers: dict = _HEADERS, body: bytes | None = None) -> Any:

@@ -708,6 +708,9 @@ class HTTPBackend(Backend):
         modified = headers.get("Last-Modified")
         if modified:
             out["Last-Modified"] = _http_date(modified)
+        etag = headers.get("ETag")
+        if etag:  # unquoted, as s3:// and gs:// report it (a weak W/ prefix is kept)
+            out["ETag"] = etag.replace('"', "")
         for name in ("Cache-Control", "Content-Type", "ETag", "Last-Modified", "Content-Md5",
                      "Content-Disposition", "Content-Language", "Storage-Class"):
             if name not in out:

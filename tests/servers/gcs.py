@@ -21,6 +21,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from tests.servers.s3 import _die_with_parent  # noqa: E402
+
 HOST = "127.0.0.1"
 
 # urllib must never consult proxy settings: the only address a test may reach is 127.0.0.1.
@@ -76,6 +78,7 @@ class FakeGCSServer:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
             try:
                 self._wait_ready()
