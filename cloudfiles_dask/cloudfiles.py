@@ -266,15 +266,33 @@ class CloudFiles:
         return {"N": count, "num_bytes": num_bytes}
 
     def list(
-        self, prefix: str = "", flat: bool = False, size: bool = False
-    ) -> Iterator[str] | Iterator[tuple[str, int | None]]:
+        self,
+        prefix: str = "",
+        flat: bool = False,
+        size: bool = False,
+        return_resume_token: bool = False,
+        resume_token: str | None = None,
+    ) -> Iterator[Any]:
         """Keys starting with ``prefix`` (a string prefix, not a directory), lazily.
 
         ``flat=True`` lists one level, with sub-directories as ``"name/"`` entries.
         ``size=True`` yields ``(key, size)`` pairs. Compression suffixes of file:// and mem:// are
         stripped. file:// and mem:// are sorted; object stores give the service's (lexicographic)
-        order.
+        order. ``return_resume_token=True`` adds a token to each item (``(key, token)`` or
+        ``(key, size, token)``): passing it back as ``resume_token`` restarts a recursive listing
+        at the page that item came from (a page may repeat; nothing is skipped). Only S3 and GCS
+        have tokens; elsewhere they are None and a listing starts over.
         """
+        if return_resume_token or resume_token is not None:
+            if flat:
+                if resume_token is not None:
+                    raise ValueError("resume_token works with recursive listings only (flat=False)")
+                listing = ((k, n, None) for k, n in ops.list_keys(self.backend, prefix, flat, size))
+            else:
+                listing = self.backend.list_resumable(prefix, size, resume_token)
+            if not return_resume_token:
+                return (k if not size else (k, n) for k, n, _ in listing)
+            return ((k, n, t) if size else (k, t) for k, n, t in listing)
         listing = ops.list_keys(self.backend, prefix, flat, size)
         if size:
             return iter(listing)

@@ -207,8 +207,7 @@ def test_ls_sqlite_on_s3(roots, src):
     root = roots["moto"]
     root.seed(FILES)
     db = src / "listing.db"
-    # CloudFiles.list takes no resume tokens (yet), so this is the start-over path: a rerun
-    # rewrites the rows in place and a finished listing leaves no page token behind.
+    # a finished listing leaves no page token behind, and a rerun rewrites rows in place
     proc = ok("ls", "--sqlite", str(db), root.cloudpath + "/", cwd=src)
     assert f"{len(FILES)} files".encode() in proc.stdout
     ok("ls", "--sqlite", str(db), root.cloudpath + "/", cwd=src)  # rerun: no duplicates
@@ -223,6 +222,34 @@ def test_ls_sqlite_on_s3(roots, src):
     other = roots["gs"]
     proc = failing("ls", "--sqlite", str(db), other.cloudpath + "/", cwd=src)
     assert root.cloudpath in err(proc) and other.cloudpath in err(proc)
+
+
+def test_ls_sqlite_resumes_from_the_saved_page_token(roots, src):
+    """An interrupted listing (simulated: the checkpoint holds a page token, and the rows are
+    gone) continues from that page instead of starting over."""
+    root = roots["rclone"]
+    cf = CloudFiles(root.cloudpath)
+    cf.puts([(f"k{i:05d}", b"") for i in range(2100)])  # three pages of 1000
+    token = dict(cf.list(return_resume_token=True))["k01500"]
+    assert token is not None
+    db = src / "resume.db"
+    ok("ls", "--sqlite", str(db), root.cloudpath + "/", cwd=src)
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 2100
+        conn.execute("DELETE FROM files")
+        conn.execute("UPDATE checkpoint SET page_token = ?, rows_done = 1000 WHERE id = 1", (token,))
+        conn.commit()
+    finally:
+        conn.close()
+    ok("ls", "--sqlite", str(db), root.cloudpath + "/", cwd=src)
+    conn = sqlite3.connect(db)
+    try:
+        paths = sorted(p for (p,) in conn.execute("SELECT path FROM files"))
+        assert paths == [f"k{i:05d}" for i in range(1000, 2100)]  # pages 2 and 3 only: resumed
+        assert conn.execute("SELECT page_token FROM checkpoint WHERE id = 1").fetchone()[0] is None
+    finally:
+        conn.close()
 
 
 # == cp ===========================================================================================

@@ -118,6 +118,18 @@ class Backend(ABC):
         return False
 
     # -- optional capabilities, with engine-usable defaults ------------------------------------
+    def list_resumable(
+        self, prefix: str = "", size: bool = False, token: str | None = None
+    ) -> Iterator[tuple[str, int | None, str | None]]:
+        """A recursive listing that can be picked up again: each ``(key, size, token)`` carries
+        the token that restarts the listing at the start of that key's page (None: from the
+        beginning). Resuming may repeat up to one page, never skips. Backends without page
+        tokens (file://, mem://, http://) always give None and start over."""
+        if token is not None:
+            raise ValueError(f"{type(self).__name__} listings cannot be resumed from a token")
+        for key, nbytes in self.list(prefix, False, size):
+            yield key, nbytes, None
+
     def stream_to(self, key: str, fileobj: BinaryIO, start: int = 0) -> Blob | None:
         """Write the stored bytes of ``key`` from offset ``start`` on into ``fileobj``.
 

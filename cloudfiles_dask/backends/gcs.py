@@ -897,6 +897,27 @@ class GCSBackend(Backend):
     def list(self, prefix: str = "", flat: bool = False, size: bool = False) -> Iterator[tuple[str, int | None]]:
         return self._list(self.base + prefix, flat)
 
+    def list_resumable(
+        self, prefix: str = "", size: bool = False, token: str | None = None
+    ) -> Iterator[tuple[str, int | None, str | None]]:
+        cut = len(self.base)
+        params = {"prefix": self.base + prefix, "maxResults": str(self.list_page_size),
+                  "fields": "items(name,size),nextPageToken"}
+        if self.user_project:
+            params["userProject"] = self.user_project
+        while True:
+            page = _retry.call(self._list_page, is_transient, params, token)
+            files = sorted(
+                (name[cut:], int(item.get("size", 0)))
+                for item in page.get("items", ())
+                if not (name := item["name"]).endswith("/")
+            )
+            for key, nbytes in files:
+                yield key, nbytes, token
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
     def _list_page(self, params: dict, token: str | None) -> dict:
         query = urlencode({**params, "pageToken": token} if token else params)
         resp = self._send("GET", f"{self._list_url}?{query}", params["prefix"], "list")

@@ -930,7 +930,23 @@ class S3Backend(Backend):
         except Exception as e:
             self._fail(e, "list", params["Prefix"])
 
+    def list_resumable(
+        self, prefix: str = "", size: bool = False, token: str | None = None
+    ) -> Iterator[tuple[str, int | None, str | None]]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.base + prefix,
+                                  "MaxKeys": LIST_PAGE_SIZE, **self._payer}
+        if token:
+            params["ContinuationToken"] = token
+        for page_token, entries in self._page_entries(params, len(self.base)):
+            for key, nbytes in entries:
+                yield key, nbytes, page_token
+
     def _pages(self, params: dict, cut: int) -> Iterator[tuple[str, int | None]]:
+        for _, entries in self._page_entries(params, cut):
+            yield from entries
+
+    def _page_entries(self, params: dict, cut: int) -> Iterator[tuple[str | None, list]]:
+        """``(token that fetched the page, sorted entries)`` for each page."""
         while True:
             page = _retry.call(self._list_page, self.retryable, params)
             entries = [(obj["Key"][cut:], obj.get("Size")) for obj in page.get("Contents") or ()]
@@ -938,7 +954,7 @@ class S3Backend(Backend):
             if dirs:
                 entries += [(d["Prefix"][cut:], None) for d in dirs]
                 entries.sort(key=itemgetter(0))
-            yield from entries
+            yield params.get("ContinuationToken"), entries
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return

@@ -18,10 +18,8 @@ place (``path`` is unique), never duplicated. A database made for another cloudp
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from ._common import CLIError, cloudfiles, make_bar
@@ -73,22 +71,6 @@ def _claim(conn: Any, db_path: str, cloudpath: str) -> None:
         )
 
 
-def _supports_tokens(cf: Any) -> bool:
-    try:
-        params = inspect.signature(cf.list).parameters
-    except (TypeError, ValueError):
-        return False
-    return "resume_token" in params and "return_resume_token" in params
-
-
-def _entries(cf: Any, prefix: str, flat: bool, token: str | None, tokens: bool) -> Iterator[tuple[str, int | None, str | None]]:
-    if tokens:
-        yield from cf.list(prefix=prefix, flat=flat, size=True, return_resume_token=True, resume_token=token)
-    else:
-        for key, size in cf.list(prefix=prefix, flat=flat, size=True):
-            yield key, size, None
-
-
 def list_into_sqlite(db_path: str, cloudpath: str, root: str, prefix: str, flat: bool, suffix: str,
                      progress: bool, cf_kwargs: dict[str, Any]) -> tuple[int, int]:
     """Fill ``db_path`` with the listing; returns (files in the DB, their total size)."""
@@ -97,9 +79,8 @@ def list_into_sqlite(db_path: str, cloudpath: str, root: str, prefix: str, flat:
     try:
         _claim(conn, db_path, cloudpath)
         cf = cloudfiles(root, **cf_kwargs)
-        tokens = _supports_tokens(cf)
         saved = conn.execute("SELECT page_token, rows_done FROM checkpoint WHERE id = 1").fetchone()
-        token = saved[0] if saved and tokens else None
+        token = saved[0] if saved and not flat else None
         rows_done = saved[1] if saved and token else 0
         conn.execute(
             "INSERT INTO checkpoint (id, page_token, rows_done, updated_at) VALUES (1, ?, ?, ?) "
@@ -128,7 +109,8 @@ def list_into_sqlite(db_path: str, cloudpath: str, root: str, prefix: str, flat:
                 bar.add(len(batch))
                 batch.clear()
 
-            for key, size, page_token in _entries(cf, prefix, flat, token, tokens):
+            entries = cf.list(prefix=prefix, flat=flat, size=True, return_resume_token=True, resume_token=token)
+            for key, size, page_token in entries:
                 if suffix and not key.endswith(suffix):
                     continue
                 batch.append((key, size))
