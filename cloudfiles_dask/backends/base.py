@@ -236,6 +236,26 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+class SkipWriter:
+    """Writes everything but the first ``skip`` bytes to ``fileobj``: for a resumed stream whose
+    server ignored the Range header and sent the object from its start."""
+
+    __slots__ = ("fileobj", "skip")
+
+    def __init__(self, fileobj: BinaryIO, skip: int = 0):
+        self.fileobj = fileobj
+        self.skip = skip
+
+    def write(self, chunk: bytes) -> None:
+        if self.skip:
+            if len(chunk) <= self.skip:
+                self.skip -= len(chunk)
+                return
+            chunk = memoryview(chunk)[self.skip :]
+            self.skip = 0
+        self.fileobj.write(chunk)
+
+
 # -- encoding as a name suffix (file:// and mem://) ---------------------------------------------
 # A key K stored with encoding E is kept under the name K + suffix(E). Reads probe K first, then
 # K.gz, K.br, K.zstd, K.xz, K.bz2, in that fixed order, so the answer never depends on history.

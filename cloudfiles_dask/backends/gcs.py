@@ -76,7 +76,7 @@ from ..exceptions import (
     UnsupportedCompressionType,
     UnsupportedProtocolError,
 )
-from .base import Backend, BackendOptions, Blob, PutMeta, batched
+from .base import Backend, BackendOptions, Blob, PutMeta, SkipWriter, batched
 
 try:
     from orjson import loads as _loads
@@ -682,6 +682,7 @@ class GCSBackend(Backend):
         else:
             skip = start  # the whole object (Range not asked for, or ignored)
         received = 0
+        out = SkipWriter(fileobj, skip)
         while True:
             try:
                 chunk = resp.read(STREAM_CHUNK, decode_content=False)
@@ -693,13 +694,7 @@ class GCSBackend(Backend):
             if not chunk:
                 break
             received += len(chunk)
-            if skip:
-                if len(chunk) <= skip:
-                    skip -= len(chunk)
-                    continue
-                chunk = memoryview(chunk)[skip:]
-                skip = 0
-            fileobj.write(chunk)
+            out.write(chunk)
         if expected is not None and received != expected:
             raise TruncatedBodyError(f"read {where}: received {received} of {expected} bytes")
         if resp.status == 206 and total is not None and start + received != total:

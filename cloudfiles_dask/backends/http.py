@@ -61,7 +61,7 @@ from typing import Any
 from .. import _retry, compression
 from .. import secrets as _secrets
 from ..exceptions import AuthorizationError, CloudFilesError, ReadOnlyBackendError, StorageError
-from .base import Backend, BackendOptions, Blob, PutMeta
+from .base import Backend, BackendOptions, Blob, PutMeta, SkipWriter
 
 GCS_HOST = "storage.googleapis.com"
 #: Only codecs the engine decodes ("deflate" is not one of them).
@@ -593,6 +593,7 @@ class HTTPBackend(Backend):
                 skip = start  # the whole object (Range not asked for, or ignored)
             received = 0
             raw = response.raw
+            out = SkipWriter(fileobj, skip)
             while True:
                 try:
                     chunk = raw.read(STREAM_CHUNK, decode_content=False)
@@ -601,13 +602,7 @@ class HTTPBackend(Backend):
                 if not chunk:
                     break
                 received += len(chunk)
-                if skip:
-                    if len(chunk) <= skip:
-                        skip -= len(chunk)
-                        continue
-                    chunk = memoryview(chunk)[skip:]
-                    skip = 0
-                fileobj.write(chunk)
+                out.write(chunk)
         finally:
             response.close()
         if expected is not None and received != expected:

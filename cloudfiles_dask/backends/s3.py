@@ -56,7 +56,7 @@ from ..exceptions import (
     StorageError,
     UnsupportedCompressionType,
 )
-from .base import Backend, BackendOptions, Blob, PutMeta
+from .base import Backend, BackendOptions, Blob, PutMeta, SkipWriter
 
 log = logging.getLogger(__name__)
 
@@ -691,15 +691,10 @@ class S3Backend(Backend):
         body = response["Body"]
         received = 0
         try:
+            out = SkipWriter(fileobj, skip)
             while chunk := body.read(STREAM_CHUNK):
                 received += len(chunk)
-                if skip:
-                    if len(chunk) <= skip:
-                        skip -= len(chunk)
-                        continue
-                    chunk = memoryview(chunk)[skip:]
-                    skip = 0
-                fileobj.write(chunk)
+                out.write(chunk)
         finally:
             body.close()
         if expected is not None and received != expected:
