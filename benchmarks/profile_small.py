@@ -30,7 +30,8 @@ import os, sys, time
 from cloudfiles_dask import CloudFiles
 backend, op, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 secrets = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-root = f"s3://{os.environ['S3_URL']}/bench/" if backend == "s3" else "gs://bench/"
+root = {"s3": f"s3://{os.environ['S3_URL']}/bench/", "gcs": "gs://bench/",
+        "file": "file://" + os.environ.get("FILE_ROOT", "")}[backend]
 cf = CloudFiles(root, secrets=secrets if backend == "s3" else None, num_threads=20)
 keys = [f"prof/{i:06d}" for i in range(n)]
 data = [os.urandom(4096) for _ in range(n)]
@@ -50,6 +51,10 @@ for rep in range(3):
 
 PACKAGES = [
     ("cloudfiles_dask/backends", "cloudfiles_dask backends"),
+    ("cloudfiles_dask/backends/local.py", "  cloudfiles_dask local backend"),
+    ("cloudfiles_dask/_locks.py", "  cloudfiles_dask locks"),
+    ("fasteners/", "fasteners"),
+    ("tempfile.py", "tempfile"),
     ("cloudfiles_dask/_engine", "cloudfiles_dask engine"),
     ("cloudfiles_dask/", "cloudfiles_dask (other)"),
     ("botocore/", "botocore"),
@@ -85,7 +90,7 @@ PACKAGES = [
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--backend", choices=["s3", "gcs"], default="s3")
+    parser.add_argument("--backend", choices=["s3", "gcs", "file"], default="s3")
     parser.add_argument("--op", choices=["get", "put"], default="get")
     parser.add_argument("-n", type=int, default=2000)
     args = parser.parse_args()
@@ -99,7 +104,7 @@ def main() -> int:
     _servers.gcs_create_bucket(gcs.url, "bench")
     out = os.path.join(HERE, "results", f"profile-{args.backend}-{args.op}.txt")
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(S3_URL=s3.url, STORAGE_EMULATOR_HOST=gcs.url, NO_GCE_CHECK="True",
+    env.update(S3_URL=s3.url, FILE_ROOT=os.path.join(tmp, "files"), STORAGE_EMULATOR_HOST=gcs.url, NO_GCE_CHECK="True",
                GCE_METADATA_HOST="127.0.0.1:9", GCE_METADATA_IP="127.0.0.1:9",
                AWS_EC2_METADATA_DISABLED="true")
     try:

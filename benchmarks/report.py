@@ -58,6 +58,7 @@ def summarize(data: dict) -> dict:
             wall_s=wall, cpu_s=cpu, server_cpu_s=server,
             user_s=med([r["user_s"] for r in ok]), sys_s=med([r["sys_s"] for r in ok]),
             peak_rss_mb=med([r.get("peak_rss_mb") for r in ok]),
+            life_peak_rss_mb=med([r.get("life_peak_rss_mb") for r in ok]),
             timed_peak_rss_mb=med([r.get("timed_peak_rss_mb") for r in ok]),
             other_cores=med([r.get("other_cpu_s", 0) / r["wall_s"] for r in ok if r["wall_s"]]),
             busy=[r["rep"] for r in ok
@@ -182,8 +183,10 @@ def render(data: dict, plots_prefix: str = "latest_", image_dir: str = "") -> st
     add("wall = median seconds of the timed call; client CPU = user+sys of the worker process (all "
         "threads) per item, or in seconds; cores = CPU seconds ÷ wall seconds (1.00 = one core busy "
         "for the whole run; the machine has "
-        f"{m.get('cpu_count')}); server = the server process's CPU over the same window; RSS = peak "
-        "resident memory during the timed call (and over the worker's life); other procs' cores = "
+        f"{m.get('cpu_count')}); server = the server process's CPU over the same window; peak RSS = the "
+        "worker's resident-memory high-water mark during the timed call (VmHWM, reset when timing "
+        "starts, so it includes the imports and the payload the worker holds; in brackets, over "
+        "the worker's whole life where recorded); other procs' cores = "
         "CPU used by every other process on the machine during the timed call (it competes for the "
         "same cores). A client near 1.00 "
         "cores is CPU-bound on the GIL; client + server cores near the core count means the machine "
@@ -200,7 +203,7 @@ def render(data: dict, plots_prefix: str = "latest_", image_dir: str = "") -> st
             add("")
             per_item = w["unit"] != "MB"
             add(f"| client | wall s | {w['unit_label']} | client CPU {'µs/item' if per_item else 's'} "
-                "| client cores | server cores | other procs' cores | RSS MB timed (life) | ours ÷ this |")
+                "| client cores | server cores | other procs' cores | peak RSS MB | ours ÷ this |")
             add("|---|---|---|---|---|---|---|---|---|")
             mine = ours_of(row)
             for client in w["clients"]:
@@ -213,8 +216,9 @@ def render(data: dict, plots_prefix: str = "latest_", image_dir: str = "") -> st
                 cpu = (f"{r['cpu_us_per_item']:,.0f}" if per_item and r.get("cpu_us_per_item") is not None
                        else f"{r['cpu_s']:.2f}")
                 server = r["server_cpu_s"] / r["wall_s"] if r["wall_s"] else 0
-                rss = (f"{r['timed_peak_rss_mb']:.0f} ({r['peak_rss_mb']:.0f})" if r.get("timed_peak_rss_mb")
-                       else f"({r['peak_rss_mb']:.0f})")
+                rss = f"{r['timed_peak_rss_mb']:.0f}" if r.get("timed_peak_rss_mb") else "?"
+                if r.get("life_peak_rss_mb"):
+                    rss += f" ({r['life_peak_rss_mb']:.0f})"
                 flag = " ⚠" if r.get("busy") else ""
                 ratio = "—" if client in OURS else fmt_ratio(mine["throughput"] if mine else None, r["throughput"])
                 note = "" if r["status"] == "ok" else f" ({r['status']})"
@@ -379,21 +383,21 @@ def plots(data: dict, out_dir: str, prefix: str = "latest_") -> list[str]:
         ax.set_xlabel(xlabel or w["unit_label"], fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         top = max(vals) if vals and max(vals) > 0 else 1
-        for y, v in zip(ys, vals):
+        for y, v in zip(ys, vals, strict=False):
             if v:
                 ax.text(v + top * 0.01, y, fmt_rate(v), va="center", fontsize=7)
         ax.set_xlim(0, top * 1.25)
 
     small = [f"{b}_{op}" for b in ("s3", "gcs") for op in ("get", "put", "exists", "delete")]
     fig, axes = plt.subplots(2, 4, figsize=(16, 7))
-    for ax, name in zip(axes.flat, small):
+    for ax, name in zip(axes.flat, small, strict=False):
         bars(ax, name)
     fig.suptitle(f"Small objects, 4 KiB: throughput ({data['mode']} run {data['started']})")
     fig.tight_layout()
     written.append(_save(fig, out_dir, f"{prefix}small.png", plt))
 
     fig, axes = plt.subplots(2, 4, figsize=(16, 7))
-    for ax, name in zip(axes.flat, small):
+    for ax, name in zip(axes.flat, small, strict=False):
         w, row = wls.get(name), s.get(name) or {}
         if w is None or not row:
             ax.set_axis_off()
@@ -409,9 +413,9 @@ def plots(data: dict, out_dir: str, prefix: str = "latest_") -> list[str]:
         ax.set_title(w["title"], fontsize=9)
         ax.set_xlabel("CPU µs per request (client + server)", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
-        for y, a, b in zip(ys, client_us, server_us):
+        for y, a, b in zip(ys, client_us, server_us, strict=False):
             ax.text(a + b, y, f" {a:,.0f} + {b:,.0f}", va="center", fontsize=7)
-        ax.set_xlim(0, max((a + b for a, b in zip(client_us, server_us)), default=1) * 1.35)
+        ax.set_xlim(0, max((a + b for a, b in zip(client_us, server_us, strict=False)), default=1) * 1.35)
     if axes.flat[0].get_legend_handles_labels()[0]:
         axes.flat[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("Small objects: CPU per request, client (colour) + server (grey)")
@@ -419,7 +423,7 @@ def plots(data: dict, out_dir: str, prefix: str = "latest_") -> list[str]:
     written.append(_save(fig, out_dir, f"{prefix}cpu.png", plt))
 
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
-    for ax, name in zip(axes.flat, ["s3_put_large", "s3_get_large", "s3_put_file", "s3_get_file"]):
+    for ax, name in zip(axes.flat, ["s3_put_large", "s3_get_large", "s3_put_file", "s3_get_file"], strict=False):
         bars(ax, name)
     fig.suptitle("One large object on rclone serve s3")
     fig.tight_layout()
@@ -427,7 +431,7 @@ def plots(data: dict, out_dir: str, prefix: str = "latest_") -> list[str]:
 
     fig, axes = plt.subplots(3, 3, figsize=(15, 10))
     for ax, name in zip(axes.flat, ["s3_list", "gcs_list", "file_list", "file_read", "file_write",
-                                    "s3_get_gzip", "gzip_decode", "transfer"]):
+                                    "s3_get_gzip", "gzip_decode", "transfer"], strict=False):
         bars(ax, name)
     ax = axes.flat[8]
     imports = {k: v["import_ms"] for k, v in (data.get("imports") or {}).items() if v.get("import_ms")}

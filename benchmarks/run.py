@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import platform
@@ -460,7 +459,7 @@ def describe_run(wl: Workload, r: dict) -> str:
     rate = throughput(wl, wall)
     flag = "  [busy machine]" if max(busy, r.get("busy_cores_before", 0)) > BUSY_CORES_WARN else ""
     return (f"{who}  {wall:7.3f} s  {rate:10.1f} {unit_label(wl)}  client CPU {cpu:6.2f} s  "
-            f"server CPU {sum(servers.values()):6.2f} s  RSS {r.get('peak_rss_mb', 0):6.0f} MB{flag}")
+            f"server CPU {sum(servers.values()):6.2f} s  RSS {r.get('timed_peak_rss_mb') or 0:6.0f} MB{flag}")
 
 
 def unit_label(wl: Workload) -> str:

@@ -33,7 +33,7 @@ class _FSSpec(Adapter):
         return sum(len(v) for v in found.values())
 
     def put(self, keys: list[str], datas: list[bytes]) -> int:
-        self.fs.pipe({self.p(k): d for k, d in zip(keys, datas)})
+        self.fs.pipe({self.p(k): d for k, d in zip(keys, datas, strict=False)})
         return sum(map(len, datas))
 
     def exists(self, keys: list[str]) -> int:

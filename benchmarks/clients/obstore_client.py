@@ -95,7 +95,7 @@ class ObstoreAsync(_Obstore):
             await self.obs.put_async(self.store, pair[0], pair[1])
             return len(pair[1])
 
-        return sum(self._gather(one, list(zip(keys, datas))))
+        return sum(self._gather(one, list(zip(keys, datas, strict=False))))
 
     def exists(self, keys: list[str]) -> int:
         async def one(key):

@@ -31,7 +31,7 @@ class Ours(Adapter):
         return sum(len(r["content"]) for r in results if r["content"] is not None)
 
     def put(self, keys: list[str], datas: list[bytes]) -> int:
-        self.cf.puts(list(zip(keys, datas)), compress=None)
+        self.cf.puts(list(zip(keys, datas, strict=False)), compress=None)
         return sum(map(len, datas))
 
     def exists(self, keys: list[str]) -> int:

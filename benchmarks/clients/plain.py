@@ -23,7 +23,7 @@ class Plain(Adapter):
 
     def put(self, keys: list[str], datas: list[bytes]) -> int:
         root, made = self.root, set()
-        for key, data in zip(keys, datas):
+        for key, data in zip(keys, datas, strict=False):
             path = os.path.join(root, key)
             parent = os.path.dirname(path)
             if parent not in made:
