@@ -27,7 +27,7 @@ from tests.servers.fault_proxy import FaultProxy, random_plan
 from tests.servers.http import HTTPObjectServer
 
 FAULTS = ["reset", "500", "503", "429", "stall", "truncate", "flip"]
-TARGETS = ["moto", "rclone", "gcs", "http"]
+TARGETS = ["moto", "rclone", "rclone-sdk", "gcs", "http"]  # -sdk: obstore switched off
 MiB = 1024 * 1024
 
 
@@ -64,9 +64,11 @@ def target(request, fault_env, monkeypatch, tmp_path):
     # stable seeds (FAULT_SEED=N varies them for a soak run)
     seed = zlib.crc32(f"{kind}-{fault}".encode()) + int(os.environ.get("FAULT_SEED", "0"))
     plan = random_plan((fault,), rate, seed=seed)
-    if kind in ("moto", "rclone"):
+    if kind in ("moto", "rclone", "rclone-sdk"):
         request.getfixturevalue("s3_env")
-        server = request.getfixturevalue(f"{kind}_server")
+        if kind.endswith("-sdk"):
+            monkeypatch.setenv("CLOUD_FILES_TRANSPORT", "sdk")
+        server = request.getfixturevalue(f"{kind.removesuffix('-sdk')}_server")
         bucket = server.new_bucket()
         host, port = server.endpoint.removeprefix("http://").split(":")
         proxy = FaultProxy(host, int(port), plan, stall_seconds=2.5)

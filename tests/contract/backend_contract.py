@@ -82,7 +82,7 @@ class BackendContract:
     def test_key_characters(self, backend: Backend, key: str) -> None:
         self.write(backend, key, key.encode(), PutMeta())
         assert backend.get(key).content == key.encode()
-        assert [k for k, _ in backend.list(key)] == [key]
+        assert [k for k, _ in backend.list(key)] == [key], list(backend.list(key))
 
     def test_encoding_is_recorded(self, backend: Backend) -> None:
         import gzip

@@ -33,3 +33,34 @@ class TestS3BackendAtBucketRoot(BackendContract):
     @pytest.fixture
     def cloudpath(self, s3_env, rclone_server):
         return f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/"
+
+
+class TestS3BackendOnRcloneSDK(BackendContract):
+    """The same contract with obstore switched off: every call through botocore (the path used
+    under gevent, and for credentials only botocore's default chain can find)."""
+
+    @pytest.fixture
+    def cloudpath(self, s3_env, rclone_server, monkeypatch):
+        monkeypatch.setenv("CLOUD_FILES_TRANSPORT", "sdk")
+        return f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/root"
+
+    def test_transport_is_the_sdk(self, backend) -> None:
+        assert backend._store() is None
+
+
+class TestS3TransportChoice:
+    def test_obstore_by_default(self, s3_env, rclone_server) -> None:
+        from cloudfiles_dask.backends.base import BackendOptions
+        from cloudfiles_dask.backends.s3 import S3Backend
+        from cloudfiles_dask.paths import extract
+
+        path = extract(f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/root")
+        assert S3Backend(path, BackendOptions())._store() is not None
+
+    def test_bad_transport_name_is_named(self, s3_env, rclone_server, monkeypatch) -> None:
+        from cloudfiles_dask import CloudFiles
+
+        monkeypatch.setenv("CLOUD_FILES_TRANSPORT", "rust")
+        cf = CloudFiles(f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/root")
+        with pytest.raises(ValueError, match="CLOUD_FILES_TRANSPORT.*'rust'"):
+            cf.put("x", b"1")
