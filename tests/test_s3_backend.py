@@ -943,3 +943,26 @@ def test_part_sizes():
         assert parts <= 10_000 and 5 * MiB <= part <= 5 * 1024**3
         # the engine's multipart-ETag check tries exactly this part size
         assert part in integrity.candidate_part_sizes(size, parts)
+
+
+# -- keys obstore would alter take the SDK path ---------------------------------------------------
+AWKWARD_KEYS = ["x/", "/lead", "a//b", "a/./b", "a/../b", "tab\tkey", "ctl\x01", "dot."]
+
+
+@pytest.mark.parametrize("key", AWKWARD_KEYS)
+def test_awkward_keys_are_stored_exactly(moto_server, s3_env, key):
+    bucket = moto_server.new_bucket()
+    cf = CloudFiles(f"s3://{moto_server.endpoint}/{bucket}/root")
+    cf.put(key, key.encode())
+    assert cf.get(key) == key.encode()
+    assert cf.exists(key) is True and cf.size(key) == len(key.encode())
+    stored = moto_server.admin().get_object(Bucket=bucket, Key="root/" + key)["Body"].read()
+    assert stored == key.encode()
+
+
+def test_plain_key_rule():
+    from cloudfiles_dask.backends._obstore import plain_key
+
+    assert all(plain_key(k) for k in ["a", "a/b", "a/.b", "a/..b", "b.", "é/ü", "pct%2F", "sp ace"])
+    assert not any(plain_key(k) for k in ["", "x/", "/x", "a//b", ".", "a/./b", "..", "a/..",
+                                          "tab\tx", "del\x7f"])

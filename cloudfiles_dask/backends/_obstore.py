@@ -124,6 +124,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
 
+# -- which keys obstore can carry ------------------------------------------------------------
+# object_store parses keys into its own Path type: it refuses control characters and "." or ".."
+# segments, and silently drops empty segments ("/x", "x/" and "x//y" become "x" and "x/y").
+_NOT_A_PLAIN_KEY = re.compile(r"[\x00-\x1f\x7f]|(?:^|/)\.{0,2}(?:/|$)")
+
+
+def plain_key(key: str) -> bool:
+    """True if obstore reads and writes exactly ``key``; other keys must take the SDK path."""
+    return _NOT_A_PLAIN_KEY.search(key) is None
+
+
 # -- what an error means ----------------------------------------------------------------------
 MISSING, REFUSED, TRANSIENT, PERMANENT = "missing", "refused", "transient", "permanent"
 

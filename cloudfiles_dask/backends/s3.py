@@ -579,10 +579,12 @@ class S3Backend(Backend):
         self._cached = (pid, client)
         return client
 
-    def _store(self) -> Any:
-        """obstore's store for this backend in this process, or None when the SDK serves every
-        call: CLOUD_FILES_TRANSPORT=sdk, gevent, or credentials only botocore's default chain
-        can find (profiles, instance roles)."""
+    def _store(self, full: str | None = None) -> Any:
+        """obstore's store for this backend in this process (and for the key ``full``, if
+        given), or None when the SDK serves the call: CLOUD_FILES_TRANSPORT=sdk, gevent, a key
+        obstore would alter, or credentials only botocore's default chain can find."""
+        if full is not None and not _obstore.plain_key(full):
+            return None
         fast = self._fast
         pid = os.getpid()
         if fast is not None and fast[0] == pid:
@@ -665,7 +667,7 @@ class S3Backend(Backend):
         return data
 
     def _get_full(self, full: str) -> Blob | None:
-        store = self._store()
+        store = self._store(full)
         if store is not None:
             return self._fast_get(store, full)
         response = self._get_object(full)
@@ -749,7 +751,7 @@ class S3Backend(Backend):
             self._fail(e, "get", full)
 
     def _stream(self, full: str, fileobj: BinaryIO, start: int) -> Blob | None:
-        store = self._store() if start <= 0 else None
+        store = self._store(full) if start <= 0 else None
         if store is not None:
             return self._fast_stream(store, full, fileobj)
         try:
@@ -859,7 +861,7 @@ class S3Backend(Backend):
         }
 
     def _size(self, full: str) -> int | None:
-        store = self._store()
+        store = self._store(full)
         if store is None:
             r = self._head(full)
             return None if r is None else r.get("ContentLength")
@@ -934,7 +936,7 @@ class S3Backend(Backend):
             self._put_object(full, content, params)
 
     def _put_object(self, full: str, content: bytes | bytearray, params: dict) -> None:
-        store = None if self.unsigned or "ACL" in params else self._store()
+        store = None if self.unsigned or "ACL" in params else self._store(full)
         if store is not None:
             # SigV4 signs the body's SHA-256 (x-amz-content-sha256): S3 refuses damaged bytes
             # just as Content-MD5 makes it do on the SDK path.
