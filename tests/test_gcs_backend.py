@@ -172,7 +172,8 @@ def test_put_sends_md5_and_content_type(pbucket, proxy):
         assert seen.query.get("uploadType") == "multipart"
         metadata = json.loads(re.search(rb"\{.*?\}\r?\n", seen.body, re.S).group(0))
         assert metadata["md5Hash"] == expected
-        assert seen.headers["x-upload-content-type"] == content_type
+        assert metadata["contentType"] == content_type
+        assert f"Content-Type: {content_type}\r\n\r\npayload\r\n".encode() in seen.body  # the media part
         assert "crc32c" not in metadata  # the library computed no checksum of its own
 
 
@@ -559,20 +560,39 @@ def test_transient_errors_and_truncated_bodies_are_retried(pbucket, proxy, monke
 
 
 def test_retryable_classification():
-    import requests
-    import urllib3.exceptions
-    from google.api_core import exceptions as api
+    import pickle
+    import ssl
+
     from google.auth import exceptions as auth
 
+    from cloudfiles_dask import StorageError
+    from cloudfiles_dask.backends import _http1
+    from cloudfiles_dask.exceptions import MD5IntegrityError
+
     backend = CloudFiles("gs://some-bucket/x").backend
-    for error in [api.TooManyRequests("x"), api.InternalServerError("x"), api.BadGateway("x"),
-                  api.ServiceUnavailable("x"), api.GatewayTimeout("x"), requests.ConnectionError(),
-                  requests.Timeout(), requests.exceptions.ChunkedEncodingError(), auth.TransportError("x"),
-                  urllib3.exceptions.ProtocolError("x"), ConnectionResetError(), gcs.TruncatedBodyError("x")]:
+    for error in [gcs.GCSError("x", 429), gcs.GCSError("x", 503), gcs.GCSError("x", 408),
+                  gcs.GCSConnectionError("x"), gcs.TruncatedBodyError("x"), ConnectionResetError(),
+                  TimeoutError()]:
         assert backend.retryable(error), error
-    for error in [api.NotFound("x"), api.Forbidden("x"), api.BadRequest("x"), AuthorizationError("x"),
-                  ValueError("x"), CRC32CIntegrityError("x")]:
+    for error in [gcs.GCSError("x", 404), gcs.GCSError("x", 403), gcs.GCSError("x", 400),
+                  gcs.GCSConnectionError("x", transient=False), AuthorizationError("x"), ValueError("x"),
+                  CRC32CIntegrityError("x"), MD5IntegrityError("x")]:
         assert not backend.retryable(error), error
+    # what transport and token failures become: library errors naming the object
+    for error, transient in [
+        (ConnectionResetError("reset by peer"), True), (TimeoutError("timed out"), True),
+        (_http1.ProtocolError("not an HTTP/1.x status line"), True), (_http1.IncompleteBody(5, 10), True),
+        (ssl.SSLCertVerificationError("certificate verify failed"), False),
+        (auth.TransportError("no route"), True), (auth.RefreshError("busy", retryable=True), True),
+    ]:
+        new = backend._translate(error, "k", "read")
+        assert isinstance(new, StorageError) and new.transient is transient, (error, new)
+        assert "gs://some-bucket/k" in str(new) and backend.retryable(new) is transient
+        clone = pickle.loads(pickle.dumps(new))
+        assert type(clone) is type(new) and clone.transient is transient
+    refused = backend._translate(auth.RefreshError("invalid_grant"), "k", "read")
+    assert isinstance(refused, AuthorizationError) and not backend.retryable(refused)
+    assert backend._translate(KeyError("x"), "k", "read") is None  # not ours to explain
 
 
 # -- credentials, clients, imports -------------------------------------------------------------------------------

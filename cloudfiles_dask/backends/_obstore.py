@@ -11,7 +11,7 @@ Rules kept here, once for every backend:
 - which transport is in force: ``CLOUD_FILES_TRANSPORT`` = ``auto`` (default: obstore when it
   is importable and gevent has not monkey-patched threading — a blocking Rust call would stall
   every greenlet), ``obstore`` (required; an ImportError says how to install it) or ``sdk``
-  (boto3 / google-cloud-storage / requests only);
+  (botocore only; gs:// has one transport of its own, see gcs.py);
 - obstore's own retries are off: the library's retry policy (``_retry``) is the only one;
 - connect/read timeouts follow ``CLOUD_FILES_CONNECT_TIMEOUT`` / ``CLOUD_FILES_READ_TIMEOUT``;
   there is no cap on a whole request (a large download may take as long as it needs);
