@@ -102,6 +102,21 @@ def test_s3_etags_plain_multipart_and_synthetic():
     assert integrity.matches(data, "12345-", "etag")  # synthetic NFS ETag: not a checksum
 
 
+def test_md5_computed_while_receiving_is_what_gets_compared(tmp_path):
+    data = os.urandom(3000)
+    good = hashlib.md5(data).hexdigest()
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    for expected, kind in [(good, "md5"), (f'"{good}"', "etag")]:
+        assert integrity.matches(data, expected, kind, md5=good)
+        assert not integrity.matches(data, expected, kind, md5="0" * 32)  # the bytes that arrived
+        assert integrity.matches_file(str(path), expected, kind, md5=good)
+        assert not integrity.matches_file(str(path), expected, kind, md5="0" * 32)
+    # a crc32c or multipart ETag is still computed from the bytes
+    crc = base64.b64encode(__import__("google_crc32c").value(data).to_bytes(4, "big")).decode()
+    assert integrity.matches(data, crc, "crc32c", md5="0" * 32)
+
+
 def test_mismatch_errors_name_the_path():
     err = integrity.mismatch("s3://b/k", "abc", "etag", b"data")
     assert isinstance(err, MD5IntegrityError) and "s3://b/k" in str(err)

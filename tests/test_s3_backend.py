@@ -788,16 +788,21 @@ def test_truncated_bodies_never_come_back_short(proxied, monkeypatch):
         cf.get({"path": "obj", "start": 10, "end": 90_000})
 
 
-def test_damaged_bytes_fail_the_etag_check(proxied):
+@pytest.mark.parametrize("size", [50_000, 3 * MiB])  # 3 MiB: hashed while streaming in
+def test_damaged_bytes_fail_the_etag_check(proxied, transport, size, tmp_path):
     proxy, cf, plan = proxied
-    payload = os.urandom(50_000)
+    payload = os.urandom(size)
     cf.put("obj", payload)
+    plan[:] = ["flip", "flip"]  # a download to disk is checked the same way
+    with pytest.raises(MD5IntegrityError):
+        cf.transfer_to(f"file://{tmp_path}", paths=["obj"])
+    assert not (tmp_path / "obj").exists()
     plan[:] = ["flip"]  # damaged once: read again, and the second read is right
     assert cf.get("obj") == payload
     plan[:] = ["flip", "flip"]
     with pytest.raises(MD5IntegrityError, match="/obj"):
         cf.get("obj")
-    assert proxy.injected["flip"] == 3
+    assert proxy.injected["flip"] == 5
 
 
 def test_multipart_etag_and_bad_md5_through_the_engine(moto_server, s3_env, monkeypatch):

@@ -54,7 +54,22 @@ def candidate_part_sizes(size: int, parts: int, hint: int | None = None) -> list
     return [c for i, c in enumerate(candidates) if c and c not in candidates[:i]]
 
 
-def matches(data: bytes, expected: str, hash_type: str, part_size: int | None = None) -> bool:
+def _whole_md5(expected: str, hash_type: str) -> str | None:
+    """The hex md5 that ``expected`` stands for, if it is one (an md5 or a plain S3 ETag)."""
+    if hash_type == "md5":
+        return expected.lower()
+    if hash_type == "etag":
+        etag = expected.strip('"').lower()
+        return etag if _PLAIN_ETAG.match(etag) else None
+    return None
+
+
+def matches(data: bytes, expected: str, hash_type: str, part_size: int | None = None,
+            md5: str | None = None) -> bool:
+    """Whether ``data`` has the checksum ``expected``. ``md5``: the hex md5 of ``data`` if the
+    backend computed it while the bytes arrived (spares a second pass over large objects)."""
+    if md5 is not None and (whole := _whole_md5(expected, hash_type)) is not None:
+        return md5 == whole
     if hash_type == "md5":
         return md5_hex(data) == expected.lower()
     if hash_type == "crc32c":
@@ -104,8 +119,11 @@ def _file_multipart_etag(path: str, part_size: int) -> str:
     return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
 
 
-def matches_file(path: str, expected: str, hash_type: str, part_size: int | None = None) -> bool:
+def matches_file(path: str, expected: str, hash_type: str, part_size: int | None = None,
+                 md5: str | None = None) -> bool:
     """:func:`matches` for a file on disk, read in chunks (memory stays small)."""
+    if md5 is not None and (whole := _whole_md5(expected, hash_type)) is not None:
+        return md5 == whole
     if hash_type == "md5" or (hash_type == "etag" and _PLAIN_ETAG.match(expected.strip('"').lower())):
         digest = hashlib.md5(usedforsecurity=False)
         for chunk in _file_chunks(path):

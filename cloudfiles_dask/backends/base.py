@@ -31,6 +31,7 @@ class Blob:
     hash: str | None = None  # the service's checksum of the stored bytes, if any
     hash_type: str | None = None  # "md5" | "crc32c" | "etag" (S3) | None; see _engine.integrity
     size: int | None = None  # stored size of the whole object, when a streamed read knows it
+    md5: str | None = None  # hex md5 of exactly the bytes received (returned or streamed), if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,7 @@ class Backend(ABC):
 
 
 # Protocol -> "module:Class". Modules are imported on first use, so importing the package never
-# pays for boto3 or google-cloud-storage.
+# pays for boto3 or google-auth.
 REGISTRY: dict[str, str] = {
     "file": "cloudfiles_dask.backends.local:LocalBackend",
     "mem": "cloudfiles_dask.backends.memory:MemoryBackend",

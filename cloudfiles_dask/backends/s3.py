@@ -680,22 +680,40 @@ class S3Backend(Backend):
                     "etag" if etag else None)
 
     def _fast_get(self, store: Any, full: str) -> Blob | None:
+        result = self._fast_open(store, full)
+        if result is None:
+            return None
+        meta, attributes = result.meta, result.attributes
+        size = meta["size"]
+        md5 = None
+        if size <= STREAM_CHUNK:
+            data = bytes(result.bytes())
+        else:  # hash each piece as it arrives (GIL released) instead of a second pass
+            digest = hashlib.md5(usedforsecurity=False)
+            pieces = []
+            for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
+                digest.update(chunk)
+                pieces.append(chunk)
+            data = b"".join(pieces)
+            del pieces
+            md5 = digest.hexdigest()
+        if len(data) != size:
+            raise S3Error(f"{self._where(full)}: the body ended after {len(data)} of "
+                          f"{size} bytes", transient=True)
+        etag = (meta.get("e_tag") or "").strip('"') or None
+        return Blob(data, canonical_encoding(attributes.get("Content-Encoding")), etag,
+                    "etag" if etag else None, md5=md5)
+
+    def _fast_open(self, store: Any, full: str) -> Any:
+        """obstore's GetResult for ``full`` (headers read, body not yet), or None if missing."""
         import obstore
 
         try:
-            result = obstore.get(store, full)
-            meta, attributes = result.meta, result.attributes
-            data = bytes(result.bytes())
+            return obstore.get(store, full)
         except Exception as e:
             if _obstore.classify(e) == _obstore.MISSING and "NoSuchBucket" not in str(e):
                 return None
             raise
-        if len(data) != meta["size"]:
-            raise S3Error(f"{self._where(full)}: the body ended after {len(data)} of "
-                          f"{meta['size']} bytes", transient=True)
-        etag = (meta.get("e_tag") or "").strip('"') or None
-        return Blob(data, canonical_encoding(attributes.get("Content-Encoding")), etag,
-                    "etag" if etag else None)
 
     def _get_range(self, full: str, start: int | None, end: int | None) -> Blob | None:
         suffix = start is not None and start < 0 and end is None
@@ -796,25 +814,22 @@ class S3Backend(Backend):
         return self._streamed(response, total)
 
     def _fast_stream(self, store: Any, full: str, fileobj: BinaryIO) -> Blob | None:
-        import obstore
-
-        try:
-            result = obstore.get(store, full)
-        except Exception as e:
-            if _obstore.classify(e) == _obstore.MISSING and "NoSuchBucket" not in str(e):
-                return None
-            raise
+        result = self._fast_open(store, full)
+        if result is None:
+            return None
         meta, attributes = result.meta, result.attributes
+        digest = hashlib.md5(usedforsecurity=False)
         received = 0
         for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
             received += len(chunk)
+            digest.update(chunk)
             fileobj.write(chunk)
         if received != meta["size"]:
             raise S3Error(f"{self._where(full)}: the body ended after {received} of "
                           f"{meta['size']} bytes", transient=True)
         etag = (meta.get("e_tag") or "").strip('"') or None
         return Blob(None, canonical_encoding(attributes.get("Content-Encoding")), etag,
-                    "etag" if etag else None, received)
+                    "etag" if etag else None, received, digest.hexdigest())
 
     @staticmethod
     def _streamed(meta: dict, size: int | None) -> Blob:
