@@ -6,6 +6,7 @@ import itertools
 import os
 import posixpath
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from typing import Any
 
 from . import paths as _paths
@@ -198,7 +199,7 @@ class CloudFiles:
                 blocks = run_in_processes(self, "get", paths, parallel, kwargs, runner.progress, total)
                 results = list(itertools.chain.from_iterable(blocks))
             else:
-                units = (jobs.read_unit(p) for p in paths)
+                units = map(jobs.read_unit, paths)
                 units = list(units) if total is not None else units
                 results = ops.get_many(self.backend, units, raw, runner, raise_errors)
         if return_dict:
@@ -296,7 +297,7 @@ class CloudFiles:
         listing = ops.list_keys(self.backend, prefix, flat, size)
         if size:
             return iter(listing)
-        return (key for key, _ in listing)
+        return map(itemgetter(0), listing)
 
     def __iter__(self) -> Iterator[str]:
         return self.list()

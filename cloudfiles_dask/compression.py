@@ -89,6 +89,7 @@ _NAME_ALIASES: Mapping[str, str | None] = MappingProxyType(
 _GZIP_MAGIC = b"\x1f\x8b"
 _UINT32 = 0xFFFFFFFF
 _LIBDEFLATE_LEVELS = range(1, 13)
+_MAX_DEFLATE_RATIO = 1032  # deflate cannot expand data more than this (plus a few bytes)
 
 
 def normalize_encoding(enc: Any) -> str | None:
@@ -163,21 +164,79 @@ def _gzip_decompress(data: BytesLike) -> bytes:
     if lib is not None and len(data) >= 18:  # 10-byte header + 8-byte trailer at the least
         if isinstance(data, memoryview):
             data = data.tobytes()
-        out = _libdeflate_whole_stream(lib, data)
+        direct = _libdeflate_direct(lib)
+        out = direct(data) if direct is not None else _libdeflate_whole_stream(lib, data)
         if out is not None:
             return out
     # Several members, >= 4 GiB, zero padding, or corrupt: the standard library decides.
     return gzip.decompress(data)
 
 
+@functools.cache
+def _libdeflate_direct(lib: ModuleType) -> Callable[[bytes | bytearray], bytes | None] | None:
+    """libdeflate's own gzip decoder, reached through ctypes in the ``deflate`` package's
+    extension (which exports it), or None where that is not possible.
+
+    The binding's ``gzip_decompress`` returns a bytearray and does not say how much input it
+    consumed, which costs a copy to bytes plus a CRC-32 and a scan to tell one member from
+    several (see :func:`_libdeflate_whole_stream`). Called directly, libdeflate writes into a new
+    bytes object and reports the input it used: one pass, no copy, and the GIL is released while
+    it runs. The returned function gives None ("ask zlib") unless ``data`` is exactly one member.
+    """
+    try:
+        import ctypes
+
+        so = ctypes.CDLL(lib._deflate.__file__)
+        alloc, free = so.libdeflate_alloc_decompressor, so.libdeflate_free_decompressor
+        decode = so.libdeflate_gzip_decompress_ex
+        new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+        address_of = ctypes.pythonapi.PyBytes_AsString
+    except (ImportError, AttributeError, OSError):
+        return None
+    size_t, pointer = ctypes.c_size_t, ctypes.c_void_p
+    alloc.argtypes, alloc.restype = [], pointer
+    free.argtypes, free.restype = [pointer], None
+    decode.argtypes = [pointer, pointer, size_t, pointer, size_t, ctypes.POINTER(size_t), pointer]
+    decode.restype = ctypes.c_int
+    new_bytes.argtypes, new_bytes.restype = [ctypes.c_char_p, ctypes.c_ssize_t], ctypes.py_object
+    address_of.argtypes, address_of.restype = [ctypes.py_object], pointer
+    idle: list[int] = []  # decompressors not in use (list.pop/append are atomic): one per thread at most
+
+    def gunzip(data: bytes | bytearray) -> bytes | None:
+        size = int.from_bytes(data[-4:], "little")  # the trailer's size (of the last member)
+        if size == 0 or size > _MAX_DEFLATE_RATIO * len(data):
+            return None  # empty, several members, >= 4 GiB, or a damaged trailer
+        source = data if isinstance(data, bytes) else (ctypes.c_char * len(data)).from_buffer(data)
+        try:
+            out = new_bytes(None, size)  # filled below, before anyone else sees it
+        except MemoryError:  # a damaged trailer can claim up to ~1000x the input
+            return None
+        used_in = size_t()
+        decompressor = idle.pop() if idle else alloc()
+        if not decompressor:
+            return None
+        try:
+            # No output-count pointer: libdeflate then fails unless the output fills ``out``
+            # exactly. It checks the member's CRC-32 and size itself; the member is the whole
+            # stream only if it used all of the input.
+            result = decode(decompressor, source, len(data), address_of(out), size, ctypes.byref(used_in), None)
+        finally:
+            idle.append(decompressor)
+        return out if result == 0 and used_in.value == len(data) else None
+
+    return gunzip
+
+
 def _libdeflate_whole_stream(lib: ModuleType, data: bytes | bytearray) -> bytes | None:
-    """Decode ``data`` with libdeflate if it is one gzip member; None means "ask zlib instead".
+    """Decode ``data`` with the binding's ``gzip_decompress`` if it is one gzip member; None means
+    "ask zlib instead". The fallback for when :func:`_libdeflate_direct` is not available.
 
     libdeflate decodes only the first member and checks it against that member's own trailer
     (CRC-32 and size mod 2**32). So the first member ends where that trailer occurs; if it occurs
     at the end of ``data`` and nowhere before, there is exactly one member and the output is
-    complete. The extra cost is a CRC-32 of the output and one scan of the input. A trailer size of 0 is left to zlib too: the binding returns empty output for it
-    without decoding anything.
+    complete. The extra cost is a CRC-32 of the output, one scan of the input and a copy. A
+    trailer size of 0 is left to zlib too: the binding returns empty output for it without
+    decoding anything.
     """
     if data[-4:] == b"\x00\x00\x00\x00":
         return None

@@ -610,3 +610,81 @@ def test_property_strict_prefix_never_returns_partial_data(data, codec, cut):
     prefix = packed[: int(cut * (len(packed) - 1))]  # always strictly shorter than packed
     with pytest.raises(DecompressionError):
         decompress(prefix, codec, filename="prefix")
+
+
+# -- gzip through libdeflate called directly ------------------------------------------------------
+
+
+@needs_libdeflate
+def test_direct_libdeflate_route_is_available():
+    assert compression._libdeflate_direct(deflate) is not None
+
+
+@needs_libdeflate
+def test_single_member_gzip_decodes_without_the_binding_or_zlib(monkeypatch):
+    """One member is decoded by libdeflate straight into bytes: neither the binding's
+    gzip_decompress (bytearray + copy + CRC pass) nor the standard library is used."""
+
+    def forbidden(*args):
+        raise AssertionError("should not be needed for one member")
+
+    cases = [(gzip.compress(TEXT), TEXT), (compress(NOISE, "gzip", compress_level=12), NOISE)]
+    monkeypatch.setattr(compression.gzip, "decompress", forbidden)
+    monkeypatch.setattr(compression, "_libdeflate_whole_stream", forbidden)
+    for packed, plain in cases:
+        for buffer in (packed, bytearray(packed), memoryview(packed)):
+            out = decompress(buffer, "gzip")
+            assert type(out) is bytes
+            assert out == plain
+
+
+@needs_libdeflate
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "binding"])
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated-trailer", "half", "no-trailer", "flipped", "huge-size", "size-too-small", "extra-garbage"],
+)
+def test_damaged_gzip_raises_decompression_error(monkeypatch, direct, damage):
+    if not direct:
+        monkeypatch.setattr(compression, "_libdeflate_direct", lambda lib: None)
+    packed = bytearray(gzip.compress(TEXT))
+    if damage == "truncated-trailer":
+        packed = packed[:-3]
+    elif damage == "half":
+        packed = packed[: len(packed) // 2]
+    elif damage == "no-trailer":
+        packed = packed[:-8]
+    elif damage == "flipped":
+        packed[len(packed) // 3] ^= 0x55
+    elif damage == "huge-size":  # claims ~4 GiB: must not be allocated, nor surface as MemoryError
+        packed[-4:] = b"\xff\xff\xff\xf0"
+    elif damage == "size-too-small":
+        packed[-4:] = (len(TEXT) - 1).to_bytes(4, "little")
+    elif damage == "extra-garbage":
+        packed += b"garbage!"
+    with pytest.raises(DecompressionError, match="damaged.gz") as info:
+        decompress(bytes(packed), "gzip", filename="damaged.gz")
+    assert info.value.__cause__ is not None
+
+
+@needs_libdeflate
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "binding"])
+def test_multi_member_gzip_both_libdeflate_routes(monkeypatch, direct):
+    if not direct:
+        monkeypatch.setattr(compression, "_libdeflate_direct", lambda lib: None)
+    members = [TEXT, b"b", NOISE, b"", TEXT[:1000]]
+    stream = b"".join(compress(m, "gzip") for m in members)
+    assert decompress(stream, "gzip") == b"".join(members)
+    assert decompress(gzip.compress(TEXT), "gzip") == TEXT
+
+
+@needs_libdeflate
+def test_direct_gzip_decoding_from_many_threads():
+    """Decompressors are reused across calls; concurrent calls never share one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    payloads = [_rng.randbytes(5000) + TEXT[: 1000 * i] for i in range(40)]
+    packed = [compress(p, "gzip", compress_level=1 + i % 12) for i, p in enumerate(payloads)]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            assert list(pool.map(lambda b: decompress(b, "gzip"), packed)) == payloads

@@ -502,7 +502,8 @@ def test_sigkill_during_execute_then_resume(tmp_path, roots, worker):
     for _ in range(5):
         proc = worker("init_execute", db, **args)
         assert read_line(proc) == "started"
-        time.sleep(rng.uniform(0.05, 0.4))
+        # the whole transfer takes ~0.2 s on a 2-core machine (file:// writes on one thread)
+        time.sleep(rng.uniform(0.02, 0.15))
         if proc.poll() is not None:
             break  # finished before the kill
         kill(proc)

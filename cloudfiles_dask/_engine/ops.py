@@ -52,10 +52,10 @@ def fetch(backend: Backend, unit: ReadUnit, part_size: int | None = None) -> Blo
     once more (bytes damaged in flight, or the object replaced between read and checksum) and
     then raised as an IntegrityError: never a silent retry-until-give-up, never bad bytes."""
     for _ in range(2):
-        blob = call(backend, backend.get, unit.path, unit.start, unit.end)
+        blob = _retry.call(backend.get, backend.retryable, unit.path, unit.start, unit.end)
         if blob is None or blob.hash is None or unit.ranged:
             return blob
-        if integrity.matches(blob.content, blob.hash, blob.hash_type, part_size):
+        if integrity.matches(blob.content, blob.hash, blob.hash_type, part_size, blob.md5):
             return blob
     raise integrity.mismatch(backend.url(unit.path), blob.hash, blob.hash_type, blob.content)
 
@@ -91,7 +91,7 @@ def _nbytes(content: Any) -> int:
 
 
 def get_many(backend: Backend, units: Iterable[ReadUnit], raw: bool, runner: Runner, raise_errors: bool = True) -> list[dict]:
-    progress = runner.progress
+    advance = runner.progress.advance if runner.progress.active else None
 
     def job(unit: ReadUnit) -> dict:
         try:
@@ -108,7 +108,8 @@ def get_many(backend: Backend, units: Iterable[ReadUnit], raw: bool, runner: Run
                 "raw": raw,
                 "tags": unit.tags,
             }
-        progress.advance(1, _nbytes(result["content"]))
+        if advance is not None:
+            advance(1, _nbytes(result["content"]))
         return result
 
     return runner.run(job, units, backend.read_threads)
@@ -166,10 +167,12 @@ def put_one(backend: Backend, unit: PutUnit) -> int:
 
 def put_many(backend: Backend, units: Iterable[PutUnit], runner: Runner) -> int:
     require_writable(backend)
-    progress = runner.progress
+    advance = runner.progress.advance if runner.progress.active else None
 
     def job(unit: PutUnit) -> None:
-        progress.advance(1, put_one(backend, unit))
+        nbytes = put_one(backend, unit)
+        if advance is not None:
+            advance(1, nbytes)
 
     return len(runner.run(job, units, backend.write_threads))
 
@@ -336,7 +339,7 @@ def _transfer_by_stream(
                         f"{src.url(src_key)}: the download holds {got} bytes, the object {blob.size}"
                         + (" (the partial file of an earlier download did not fit it)" if resumable else "")
                     )
-            if blob.hash and not integrity.matches_file(path, blob.hash, blob.hash_type):
+            if blob.hash and not integrity.matches_file(path, blob.hash, blob.hash_type, md5=blob.md5):
                 raise integrity.mismatch_file(path, src.url(src_key), blob.hash, blob.hash_type)
 
         try:
