@@ -363,7 +363,7 @@ def test_failed_multipart_upload_is_aborted(s3_server, bucket, s3_root, error):
     assert [k for k in cf.list()] == []
 
 
-def test_part_rejected_by_the_server_aborts_the_upload(rclone_server, s3_env, monkeypatch):
+def test_part_rejected_by_the_server_aborts_the_upload(sdk_transport, rclone_server, s3_env, monkeypatch):
     """rclone checks Content-MD5: a wrong digest on the second part is refused (BadDigest)."""
     monkeypatch.setenv("CLOUD_FILES_RETRY_ATTEMPTS", "2")
     bucket = rclone_server.new_bucket()
@@ -382,6 +382,39 @@ def test_part_rejected_by_the_server_aborts_the_upload(rclone_server, s3_env, mo
     assert not info.value.transient  # its parts were retried already; the engine must not redo it
     assert cf.exists("parts") is False
     assert no_uploads_left(rclone_server.admin(), bucket)
+
+
+@pytest.mark.parametrize("fault_count", [1, 99])
+def test_obstore_multipart_retries_a_part_and_aborts_on_failure(moto_server, s3_env, monkeypatch, fault_count):
+    """Bytes above the threshold go up through obstore's multipart upload: a part that fails
+    once is sent again on its own; a part that keeps failing aborts the upload (nothing left)."""
+    monkeypatch.setenv("CLOUD_FILES_RETRY_ATTEMPTS", "3")
+    bucket = moto_server.new_bucket()
+    left = {"faults": fault_count}
+
+    def plan(method, path):
+        if method == "PUT" and "partNumber=2" in path and left["faults"] > 0:
+            left["faults"] -= 1
+            return "500"
+        return None
+
+    port = int(moto_server.endpoint.rsplit(":", 1)[1])
+    with FaultProxy("127.0.0.1", port, plan=plan) as proxy:
+        cf = CloudFiles(f"s3://{proxy.url}/{bucket}/", composite_upload_threshold=6 * MiB)
+        assert cf.backend._store("parts") is not None
+        payload = os.urandom(20 * MiB)
+        if fault_count == 1:
+            cf.put("parts", payload)
+            assert proxy.injected["500"] == 1
+            assert re.fullmatch(r"[0-9a-f]{32}-3", cf.head("parts")["ETag"])  # 8 MiB parts
+            assert cf.get("parts") == payload  # the multipart ETag verifies
+        else:
+            with pytest.raises(s3.S3Error, match="multipart upload") as info:
+                cf.put("parts", payload)
+            assert not info.value.transient  # its parts were retried already
+            assert proxy.injected["500"] == 3  # one attempt and two retries of that part
+            assert cf.exists("parts") is False
+            assert no_uploads_left(moto_server.admin(), bucket)
 
 
 def test_corrupted_single_put_is_rejected(sdk_transport, rclone_server, s3_env, monkeypatch):
@@ -873,6 +906,9 @@ def test_forked_child_makes_its_own_client(rclone_server, s3_env):
     queue = ctx.Queue()
 
     def child():
+        import faulthandler
+
+        faulthandler.dump_traceback_later(20, exit=True)  # a hang shows where, then ends
         try:
             client = cf.backend._client()
             pids = {key[4] for key in s3._CLIENTS}

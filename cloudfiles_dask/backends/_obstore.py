@@ -93,6 +93,15 @@ def client_options(endpoint: str | None) -> dict:
 NO_RETRIES = {"max_retries": 0, "retry_timeout": timedelta(seconds=0)}
 
 
+def part_retries() -> dict:
+    """obstore's retry settings for the parts of one multipart upload, from the library's
+    policy (``_retry``): a failed part is sent again, not the whole upload."""
+    attempts, base, cap = _retry.policy()
+    return {"max_retries": max(0, attempts - 1), "retry_timeout": timedelta(hours=1),
+            "backoff": {"init_backoff": timedelta(seconds=base),
+                        "max_backoff": timedelta(seconds=cap), "base": 2.0}}
+
+
 def store(config_key: tuple, make: Callable[[], Any]) -> Any:
     """The store of this process for ``config_key`` (made by ``make()`` once)."""
     key = (os.getpid(), _retry.timeouts(), *config_key)

@@ -9,9 +9,12 @@ Cost and behaviour, plainly:
   exists/size and single-request PUTs go through obstore (Rust; ~0.2 ms of CPU per request, GIL
   released) instead of botocore (~2 ms, under the GIL). Its PUTs carry SigV4's signed SHA-256 of
   the body (``x-amz-content-sha256``) instead of Content-MD5: either way the server refuses bytes
-  damaged on the way. PUTs with an alias ACL and unsigned PUTs, ranged and resumed reads, head(),
-  listing, deletes, multipart uploads and copies always use botocore; so does everything when
-  the credentials come only from botocore's default chain (profiles, instance roles).
+  damaged on the way. Bytes in memory above the threshold go up as obstore's multipart upload
+  (same part sizes, :data:`PARTS_IN_FLIGHT` at once, each part retried on its own by obstore
+  under the library's policy, the upload aborted on failure). PUTs with an alias ACL and
+  unsigned PUTs, uploads from file handles, ranged and resumed reads, head(), listing, deletes
+  and copies always use botocore; so does everything when the credentials come only from
+  botocore's default chain (profiles, instance roles), and any key obstore would alter.
 - One botocore client per (endpoint, region, credentials fingerprint, unsigned, timeouts) per
   process, shared by every backend that matches, made on first use and again after a fork. The
   connection pool holds ``max(10, num_threads)`` connections (grown if a later user needs more).
@@ -579,12 +582,14 @@ class S3Backend(Backend):
         self._cached = (pid, client)
         return client
 
-    def _store(self, full: str | None = None) -> Any:
+    def _store(self, full: str | None = None, part_retries: bool = False) -> Any:
         """obstore's store for this backend in this process (and for the key ``full``, if
         given), or None when the SDK serves the call: CLOUD_FILES_TRANSPORT=sdk, gevent, a key
         obstore would alter, or credentials only botocore's default chain can find."""
         if full is not None and not _obstore.plain_key(full):
             return None
+        if part_retries:
+            return None if self._store() is None else self._make_store(part_retries=True)
         fast = self._fast
         pid = os.getpid()
         if fast is not None and fast[0] == pid:
@@ -593,7 +598,7 @@ class S3Backend(Backend):
         self._fast = (pid, store)
         return store
 
-    def _make_store(self) -> Any:
+    def _make_store(self, part_retries: bool = False) -> Any:
         if not _obstore.enabled():
             return None
         if self.unsigned:
@@ -614,13 +619,14 @@ class S3Backend(Backend):
             config["virtual_hosted_style_request"] = False
         if self._payer:
             config["request_payer"] = True
+        retries = _obstore.part_retries() if part_retries else _obstore.NO_RETRIES
         key = ("s3", self.bucket, self.endpoint, region, self.credentials_fingerprint(),
-               bool(self._payer), self.unsigned)
+               bool(self._payer), self.unsigned, repr(retries))
 
         def make() -> Any:
             from obstore.store import S3Store
 
-            return S3Store(self.bucket, config=config, retry_config=_obstore.NO_RETRIES,
+            return S3Store(self.bucket, config=config, retry_config=retries,
                            client_options=_obstore.client_options(self.endpoint))
 
         return _obstore.store(key, make)
@@ -930,7 +936,9 @@ class S3Backend(Backend):
         threshold = self.options.composite_upload_threshold
         if isinstance(data, (bytes, bytearray, memoryview)):
             if len(data) > threshold:
-                self._upload_buffer(full, memoryview(data).cast("B"), params)
+                view = memoryview(data).cast("B")
+                if not self._fast_multipart(full, view, params):
+                    self._upload_buffer(full, view, params)
             else:
                 self._put_object(full, data if isinstance(data, bytes) else bytes(data), params)
             return
@@ -962,6 +970,26 @@ class S3Backend(Backend):
             return
         self._client().put_object(Bucket=self.bucket, Key=full, Body=content,
                                   ContentMD5=_md5_b64(content), **self._payer, **params)
+
+    def _fast_multipart(self, full: str, view: memoryview, params: dict) -> bool:
+        """A multipart upload of bytes in memory through obstore (parts of the same size as
+        botocore's path, PARTS_IN_FLIGHT at once, each retried on its own; obstore aborts the
+        upload on failure). False if this upload must take the botocore path."""
+        store = None if self.unsigned or "ACL" in params else self._store(full, part_retries=True)
+        if store is None:
+            return False
+        import obstore
+
+        attributes = {header: params[name] for name, header in _ATTRIBUTES if name in params}
+        try:
+            obstore.put(store, full, view, attributes=attributes, use_multipart=True,
+                        chunk_size=upload_part_size(len(view)), max_concurrency=PARTS_IN_FLIGHT)
+        except Exception as e:
+            translated = _translate(e, "multipart upload", self._where(full))
+            if isinstance(translated, S3Error):
+                translated.transient = False  # the parts were retried already
+            raise translated from e
+        return True
 
     def _part_job(self, full: str, number: int, chunk: bytes | bytearray) -> Callable[[str], str]:
         client = self._client()
