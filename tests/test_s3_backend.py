@@ -227,15 +227,19 @@ def test_ranged_read_of_an_encoded_object_reports_its_encoding(rclone_server, s3
 
 
 # -- multipart uploads ----------------------------------------------------------------------------
-def test_multipart_upload_of_a_file_handle(s3_server, bucket, s3_root, tmp_path, ops_seen):
+def test_multipart_upload_of_a_file_handle(s3_server, bucket, s3_root, tmp_path, ops_seen, transport):
     path = tmp_path / "big.bin"
     md5 = make_file(path, 20 * MiB + 123)
     cf = CloudFiles(s3_root, composite_upload_threshold=6 * MiB)
-    seen = ops_seen(cf.backend)
+    seen = ops_seen(cf.backend)  # botocore's requests only
     with open(path, "rb") as f:
+        f.seek(0)
         cf.put("big", f)
-    assert seen.count("UploadPart") == 3 and "CompleteMultipartUpload" in seen
-    assert "PutObject" not in seen
+    if transport == "sdk":
+        assert seen.count("UploadPart") == 3 and "CompleteMultipartUpload" in seen
+        assert "PutObject" not in seen
+    else:
+        assert seen == []  # all through obstore
     head = cf.head("big")
     assert head["Content-Length"] == 20 * MiB + 123
     if s3_server.kind == "moto":  # rclone reports the md5 of the whole object instead
@@ -921,7 +925,12 @@ def test_forked_child_makes_its_own_client(rclone_server, s3_env):
     process = ctx.Process(target=child)
     process.start()
     try:
-        content, same_client, own_pid_keys, error = queue.get(timeout=60)
+        try:
+            content, same_client, own_pid_keys, error = queue.get(timeout=30)
+        except Exception:
+            process.join(1)
+            raise AssertionError(f"no answer from the forked child (alive={process.is_alive()}, "
+                                 f"exit code {process.exitcode})") from None
         process.join(30)
     finally:
         if process.is_alive():

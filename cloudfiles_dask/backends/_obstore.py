@@ -121,9 +121,15 @@ def clear_stores() -> None:
         _STORES.clear()
 
 
+_INHERITED: list[dict] = []  # the parent's stores, in a forked child: never dropped
+
+
 def _forget_after_fork() -> None:
-    global _LOCK, _FORKED_WITH_OBSTORE
-    _STORES.clear()
+    global _STORES, _LOCK, _FORKED_WITH_OBSTORE
+    # Keep the parent's stores alive forever: dropping one runs Rust destructors that may wait
+    # on locks held by tokio threads that do not exist in this process (a hang).
+    _INHERITED.append(_STORES)
+    _STORES = {}
     _LOCK = threading.Lock()
     if "obstore" in sys.modules:
         _FORKED_WITH_OBSTORE = True

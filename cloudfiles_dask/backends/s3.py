@@ -9,10 +9,11 @@ Cost and behaviour, plainly:
   exists/size and single-request PUTs go through obstore (Rust; ~0.2 ms of CPU per request, GIL
   released) instead of botocore (~2 ms, under the GIL). Its PUTs carry SigV4's signed SHA-256 of
   the body (``x-amz-content-sha256``) instead of Content-MD5: either way the server refuses bytes
-  damaged on the way. Bytes in memory above the threshold go up as obstore's multipart upload
-  (same part sizes, :data:`PARTS_IN_FLIGHT` at once, each part retried on its own by obstore
-  under the library's policy, the upload aborted on failure). PUTs with an alias ACL and
-  unsigned PUTs, uploads from file handles, ranged and resumed reads, head(), listing, deletes
+  damaged on the way. Bytes and sized file handles above the threshold go up as obstore's
+  multipart upload (same part sizes, :data:`PARTS_IN_FLIGHT` at once, each part retried on its
+  own by obstore under the library's policy, the upload aborted on any failure; an error raised
+  by the caller's reader, KeyboardInterrupt included, is re-raised as it was). PUTs with an
+  alias ACL, unsigned PUTs, unsized streams, ranged and resumed reads, head(), listing, deletes
   and copies always use botocore; so does everything when the credentials come only from
   botocore's default chain (profiles, instance roles), and any key obstore would alter.
 - One botocore client per (endpoint, region, credentials fingerprint, unsigned, timeouts) per
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import logging
 import os
 import sys
@@ -127,6 +129,39 @@ _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 #: PUT parameters (botocore names) and the obstore attributes that carry them.
 _ATTRIBUTES = (("ContentType", "Content-Type"), ("ContentEncoding", "Content-Encoding"),
                ("CacheControl", "Cache-Control"), ("StorageClass", "Storage-Class"))
+
+
+class _Reader(io.RawIOBase):
+    """A caller's file handle as obstore reads it: what its reads raise (KeyboardInterrupt
+    included, which obstore would turn into an OSError) is kept, to be raised as it was."""
+
+    def __init__(self, handle: Any, full: str):
+        super().__init__()
+        self.handle = handle
+        self.full = full
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            chunk = self.handle.read(size)
+            if isinstance(chunk, str):
+                raise TypeError(f"{self.full}: the file handle must be opened in binary mode")
+            return chunk
+        except BaseException as e:
+            self.error = e
+            raise
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self.handle.seekable()
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.handle.seek(offset, whence)
 
 
 class S3Error(StorageError):
@@ -937,7 +972,7 @@ class S3Backend(Backend):
         if isinstance(data, (bytes, bytearray, memoryview)):
             if len(data) > threshold:
                 view = memoryview(data).cast("B")
-                if not self._fast_multipart(full, view, params):
+                if not self._fast_multipart(full, view, len(view), params):
                     self._upload_buffer(full, view, params)
             else:
                 self._put_object(full, data if isinstance(data, bytes) else bytes(data), params)
@@ -951,7 +986,8 @@ class S3Backend(Backend):
         if size is None:
             self._upload_stream(full, data, params)
         elif size > threshold:
-            self._upload_handle(full, data, upload_part_size(size), [], params)
+            if not self._fast_multipart(full, _Reader(data, full), size, params):
+                self._upload_handle(full, data, upload_part_size(size), [], params)
         else:
             content = data.read()
             if isinstance(content, str):
@@ -971,10 +1007,11 @@ class S3Backend(Backend):
         self._client().put_object(Bucket=self.bucket, Key=full, Body=content,
                                   ContentMD5=_md5_b64(content), **self._payer, **params)
 
-    def _fast_multipart(self, full: str, view: memoryview, params: dict) -> bool:
-        """A multipart upload of bytes in memory through obstore (parts of the same size as
-        botocore's path, PARTS_IN_FLIGHT at once, each retried on its own; obstore aborts the
-        upload on failure). False if this upload must take the botocore path."""
+    def _fast_multipart(self, full: str, source: memoryview | _Reader, size: int, params: dict) -> bool:
+        """A multipart upload through obstore of bytes in memory or of a file handle read part
+        by part (parts of the same size as botocore's path, PARTS_IN_FLIGHT at once, so memory
+        stays near that many parts; each part retried on its own; obstore aborts the upload on
+        any failure). False if this upload must take the botocore path."""
         store = None if self.unsigned or "ACL" in params else self._store(full, part_retries=True)
         if store is None:
             return False
@@ -982,9 +1019,11 @@ class S3Backend(Backend):
 
         attributes = {header: params[name] for name, header in _ATTRIBUTES if name in params}
         try:
-            obstore.put(store, full, view, attributes=attributes, use_multipart=True,
-                        chunk_size=upload_part_size(len(view)), max_concurrency=PARTS_IN_FLIGHT)
+            obstore.put(store, full, source, attributes=attributes, use_multipart=True,
+                        chunk_size=upload_part_size(size), max_concurrency=PARTS_IN_FLIGHT)
         except Exception as e:
+            if isinstance(source, _Reader) and source.error is not None:
+                raise source.error from None  # the caller's reader failed (upload aborted)
             translated = _translate(e, "multipart upload", self._where(full))
             if isinstance(translated, S3Error):
                 translated.transient = False  # the parts were retried already
