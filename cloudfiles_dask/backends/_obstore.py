@@ -115,12 +115,6 @@ def store(config_key: tuple, make: Callable[[], Any]) -> Any:
         return found
 
 
-def clear_stores() -> None:
-    """Forget every store of this process (the next call makes new ones)."""
-    with _LOCK:
-        _STORES.clear()
-
-
 _INHERITED: list[dict] = []  # the parent's stores, in a forked child: never dropped
 
 
