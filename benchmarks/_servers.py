@@ -11,11 +11,8 @@ CPU times come from psutil when it is installed, otherwise straight from /proc (
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -31,7 +28,7 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # The server plumbing shared with the test suite (stdlib only, so it imports in any venv).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tests.servers.gcs import binary_path as fake_gcs_binary  # noqa: E402
-from tests.servers.s3 import _die_with_parent, free_port, rclone_binary  # noqa: E402
+from tests.servers.s3 import ServerProcess, free_port, rclone_binary  # noqa: E402
 
 __all__ = ["fake_gcs_binary", "free_port", "rclone_binary"]
 
@@ -78,16 +75,15 @@ def busy_fraction(seconds: float = 0.25) -> float:
 
 
 # -- servers -----------------------------------------------------------------------------------------
-class Server:
-    """A server child process with its output in a log file."""
+class Server(ServerProcess):
+    """The test suite's server process, plus what the driver measures: its pid and CPU time."""
 
     def __init__(self, name: str, argv: list[str], port: int, log_path: str, probe: str):
-        self.name, self.argv, self.port, self.log_path, self.probe = name, argv, port, log_path, probe
-        self.proc: subprocess.Popen | None = None
+        super().__init__(name, argv, port, log_path, probe=probe)
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return self.endpoint
 
     @property
     def pid(self) -> int:
@@ -97,56 +93,8 @@ class Server:
     def cpu(self) -> float:
         return process_cpu(self.pid)
 
-    def log_tail(self, nbytes: int = 3000) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - nbytes))
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def start(self, timeout: float = 30.0) -> Server:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.log_tail()}")
-            if self._answers():
-                return self
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} did not answer on {self.url}:\n{self.log_tail()}")
-            time.sleep(0.05)
-
-    def _answers(self) -> bool:
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
-        try:
-            conn.request("GET", self.probe)
-            conn.getresponse().read()
-            return True
-        except OSError:
-            return False
-        finally:
-            conn.close()
-
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def rclone_s3(root_dir: str, log_dir: str, buckets: list[str]) -> Server:

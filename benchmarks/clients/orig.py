@@ -30,19 +30,16 @@ class OriginalCloudFiles(Ours):
         return super()._secrets(root)
 
     def exists(self, keys: list[str]) -> int:
-        try:
-            return super().exists(keys)
-        except Exception as e:
-            if self.backend == "gcs" and _batch_refused(e):
-                raise Unsupported("cloud-files uses GCS JSON batch requests for exists; "
-                                  "fake-gcs-server does not serve them") from e
-            raise
+        return self._batched("exists", super().exists, keys)
 
     def delete(self, keys: list[str]) -> int:
+        return self._batched("delete", super().delete, keys)
+
+    def _batched(self, name: str, call, keys: list[str]) -> int:
         try:
-            return super().delete(keys)
+            return call(keys)
         except Exception as e:
             if self.backend == "gcs" and _batch_refused(e):
-                raise Unsupported("cloud-files uses GCS JSON batch requests for delete; "
+                raise Unsupported(f"cloud-files uses GCS JSON batch requests for {name}; "
                                   "fake-gcs-server does not serve them") from e
             raise

@@ -65,12 +65,14 @@ def _die_with_parent() -> None:
 class ServerProcess:
     """A server child process with its log in a file; ``stop()`` is idempotent."""
 
-    def __init__(self, name: str, argv: list[str], port: int, log_path: str, env: dict | None = None):
+    def __init__(self, name: str, argv: list[str], port: int, log_path: str, env: dict | None = None,
+                 probe: str = "/"):
         self.name = name
         self.argv = argv
         self.port = port
         self.log_path = log_path
         self.env = env
+        self.probe = probe  # the path whose HTTP answer (any status) means the server is up
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -115,7 +117,7 @@ class ServerProcess:
     def _answers(self) -> bool:
         conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
         try:
-            conn.request("GET", "/")
+            conn.request("GET", self.probe)
             conn.getresponse().read()
             return True  # any HTTP answer (moto 200, rclone 403 unsigned) means it is up
         except OSError:
