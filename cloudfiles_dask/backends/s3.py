@@ -601,6 +601,11 @@ class S3Backend(Backend):
             return "unsigned"
         return _secrets.fingerprint(self.credentials())
 
+    def _request_credentials(self) -> dict:
+        if self.unsigned and self.options.secrets is None:
+            return _secrets.normalize_aws({})  # anonymous: no secrets files to read, region only
+        return self.credentials()
+
     def _client(self) -> Any:
         cached = self._cached
         pid = os.getpid()
@@ -608,10 +613,7 @@ class S3Backend(Backend):
             return cached[1]
         if cached is not None:  # forked: files and environment may differ in the child
             self._creds = None
-        if self.unsigned and self.options.secrets is None:
-            creds = _secrets.normalize_aws({})  # anonymous: no secrets files to read, region only
-        else:
-            creds = self.credentials()
+        creds = self._request_credentials()
         client = get_client(self.endpoint, creds.get("AWS_DEFAULT_REGION") or "us-east-1",
                             creds, self.unsigned, self.pool_size)
         self._cached = (pid, client)
@@ -636,11 +638,10 @@ class S3Backend(Backend):
     def _make_store(self, part_retries: bool = False) -> Any:
         if not _obstore.enabled():
             return None
+        creds = self._request_credentials()
         if self.unsigned:
-            creds = _secrets.normalize_aws({}) if self.options.secrets is None else self.credentials()
             auth: dict[str, Any] = {"skip_signature": True}
         else:
-            creds = self.credentials()
             if not creds.get("AWS_ACCESS_KEY_ID"):
                 return None
             auth = {"access_key_id": creds["AWS_ACCESS_KEY_ID"],
@@ -725,25 +726,12 @@ class S3Backend(Backend):
         if result is None:
             return None
         meta, attributes = result.meta, result.attributes
-        size = meta["size"]
-        md5 = None
-        if size <= STREAM_CHUNK:
+        if meta["size"] <= STREAM_CHUNK:
             data = bytes(result.bytes())
-        else:  # hash each piece as it arrives (GIL released) instead of a second pass
-            digest = hashlib.md5(usedforsecurity=False)
-            pieces = []
-            for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
-                digest.update(chunk)
-                pieces.append(chunk)
-            data = b"".join(pieces)
-            del pieces
-            md5 = digest.hexdigest()
-        if len(data) != size:
-            raise S3Error(f"{self._where(full)}: the body ended after {len(data)} of "
-                          f"{size} bytes", transient=True)
-        etag = (meta.get("e_tag") or "").strip('"') or None
-        return Blob(data, canonical_encoding(attributes.get("Content-Encoding")), etag,
-                    "etag" if etag else None, md5=md5)
+            return self._fast_blob(full, meta, attributes, data, len(data), None)
+        pieces: list[Any] = []  # hashed as they arrive (GIL released), not in a second pass
+        received, md5 = self._fast_drain(result, pieces.append)
+        return self._fast_blob(full, meta, attributes, b"".join(pieces), received, md5)
 
     def _fast_open(self, store: Any, full: str) -> Any:
         """obstore's GetResult for ``full`` (headers read, body not yet), or None if missing."""
@@ -859,18 +847,30 @@ class S3Backend(Backend):
         if result is None:
             return None
         meta, attributes = result.meta, result.attributes
+        received, md5 = self._fast_drain(result, fileobj.write)
+        return self._fast_blob(full, meta, attributes, None, received, md5)
+
+    @staticmethod
+    def _fast_drain(result: Any, write: Callable[[Any], Any]) -> tuple[int, str]:
+        """Pass the body to ``write`` piece by piece: ``(bytes received, their hex md5)``."""
         digest = hashlib.md5(usedforsecurity=False)
         received = 0
         for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
             received += len(chunk)
             digest.update(chunk)
-            fileobj.write(chunk)
+            write(chunk)
+        return received, digest.hexdigest()
+
+    def _fast_blob(self, full: str, meta: dict, attributes: dict, content: bytes | None,
+                   received: int, md5: str | None) -> Blob:
+        """The Blob of an obstore read (``content`` None: streamed into a file), after checking
+        that the whole body arrived."""
         if received != meta["size"]:
             raise S3Error(f"{self._where(full)}: the body ended after {received} of "
                           f"{meta['size']} bytes", transient=True)
         etag = (meta.get("e_tag") or "").strip('"') or None
-        return Blob(None, canonical_encoding(attributes.get("Content-Encoding")), etag,
-                    "etag" if etag else None, received, digest.hexdigest())
+        return Blob(content, canonical_encoding(attributes.get("Content-Encoding")), etag,
+                    "etag" if etag else None, received if content is None else None, md5)
 
     @staticmethod
     def _streamed(meta: dict, size: int | None) -> Blob:
