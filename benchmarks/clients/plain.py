@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from .base import Adapter, Unsupported
 
@@ -34,14 +35,14 @@ class Plain(Adapter):
         return sum(map(len, datas))
 
     def list(self, prefix: str) -> int:
-        def walk(path: str) -> int:
-            count = 0
+        # a listing's output is the keys ("prefix/name"), so the floor makes them too (unsorted:
+        # directory order); counted by the same consumer as every other client's listing
+        def walk(path: str, rel: str) -> Iterator[str]:
             with os.scandir(path) as it:
                 for entry in it:
                     if entry.is_dir(follow_symlinks=False):
-                        count += walk(entry.path)
+                        yield from walk(entry.path, rel + entry.name + "/")
                     else:
-                        count += 1
-            return count
+                        yield rel + entry.name
 
-        return walk(os.path.join(self.root, prefix))
+        return sum(1 for _ in walk(os.path.join(self.root, prefix), prefix.rstrip("/") + "/"))

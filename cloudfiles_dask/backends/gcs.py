@@ -431,8 +431,10 @@ class GCSBackend(Backend):
 
     exists_batch_size = BATCH_LIMIT
     delete_batch_size = BATCH_LIMIT
-    #: Entries per listing page (the JSON API caps it at 1000).
-    list_page_size = 1000
+    #: Entries per listing page; None sends no ``maxResults`` and takes the service's page: 1000
+    #: on Google (its cap), while emulators such as fake-gcs-server answer with every match in
+    #: one page, where each page of 1000 cost the server a pass over the whole prefix.
+    list_page_size: int | None = None
 
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)
@@ -854,7 +856,7 @@ class GCSBackend(Backend):
         self, prefix: str = "", size: bool = False, token: str | None = None
     ) -> Iterator[tuple[str, int | None, str | None]]:
         cut = len(self.base)
-        params = {"prefix": self.base + prefix, "maxResults": str(self.list_page_size),
+        params = {"prefix": self.base + prefix, **self._page_size(),
                   "fields": "items(name,size),nextPageToken"}
         if self.user_project:
             params["userProject"] = self.user_project
@@ -871,6 +873,9 @@ class GCSBackend(Backend):
             if not token:
                 return
 
+    def _page_size(self) -> dict[str, str]:
+        return {"maxResults": str(self.list_page_size)} if self.list_page_size else {}
+
     def _list_page(self, params: dict, token: str | None) -> dict:
         query = urlencode({**params, "pageToken": token} if token else params)
         resp = self._send("GET", f"{self._list_path}?{query}", params["prefix"], "list")
@@ -880,7 +885,7 @@ class GCSBackend(Backend):
 
     def _list(self, full_prefix: str, flat: bool) -> Iterator[tuple[str, int | None]]:
         cut = len(self.base)
-        params = {"prefix": full_prefix, "maxResults": str(self.list_page_size)}
+        params = {"prefix": full_prefix, **self._page_size()}
         if flat:
             params["delimiter"] = "/"
             params["fields"] = "items(name,size),prefixes,nextPageToken"

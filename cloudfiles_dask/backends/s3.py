@@ -60,6 +60,8 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from operator import itemgetter
 from typing import Any, BinaryIO, NoReturn
 
@@ -205,7 +207,11 @@ def _make_client(endpoint: str | None, region: str, creds: dict, unsigned: bool,
 
     pid = os.getpid()
     if _SESSION[1] != pid:
-        _SESSION[:] = [botocore.session.get_session(), pid]
+        session = botocore.session.get_session()
+        # dateutil's parsing of every LastModified was most of a listing's client CPU
+        session.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=_timestamp)
+        _SESSION[:] = [session, pid]
     config = {
         "max_pool_connections": pool,
         "retries": {"total_max_attempts": 1, "mode": "standard"},
@@ -252,6 +258,23 @@ def get_client(endpoint: str | None, region: str, creds: dict, unsigned: bool, p
 
 
 # -- small helpers --------------------------------------------------------------------------------
+def _timestamp(value: Any) -> datetime:
+    """botocore's timestamps, parsed by the standard library where their form allows: ISO 8601
+    in XML bodies (``2026-11-24T22:35:51.000Z``), RFC 7231 dates in headers; anything else goes to
+    botocore's own (dateutil) parser. ~2 µs instead of ~200 µs per value."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            try:
+                return parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                pass
+    from botocore.utils import parse_timestamp
+
+    return parse_timestamp(value)
+
+
 def _md5_b64(data: bytes | bytearray) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
 

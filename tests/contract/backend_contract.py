@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -133,7 +134,9 @@ class BackendContract:
         self.write(backend, "h", b"12345", PutMeta(content_type="application/json"))
         head = backend.head("h")
         assert head["Content-Length"] == 5
-        assert head["Last-Modified"] is not None
+        modified = head["Last-Modified"]  # an aware datetime, of about now (a parsed date)
+        assert isinstance(modified, datetime) and modified.tzinfo is not None, modified
+        assert abs(datetime.now(timezone.utc) - modified) < timedelta(hours=1), modified
         assert "Content-Encoding" in head and head["Content-Encoding"] is None
 
     def test_exists_many_batch(self, backend: Backend) -> None:
