@@ -25,9 +25,11 @@ class Ours(Adapter):
 
     def warm(self) -> None:
         self.cf.get("warm-up/missing")
-        # S3 has two transports (obstore for the data path, botocore for deletes, listing and
-        # multipart): make both clients now, as every peer's one client is made before timing.
-        self.cf.head("warm-up/missing")
+        if self.backend == "s3":
+            # our S3 has two transports (obstore for the data path, botocore for deletes and
+            # listing): make both clients now, as every peer's one client is made before timing
+            # (not for cloud-files, whose GCS head() of a missing key raises AttributeError)
+            self.cf.head("warm-up/missing")
 
     def get(self, keys: list[str]) -> int:
         results = self.cf.get(keys)
