@@ -1016,3 +1016,19 @@ def test_plain_key_rule():
     assert all(plain_key(k) for k in ["a", "a/b", "a/.b", "a/..b", "b.", "é/ü", "pct%2F", "sp ace"])
     assert not any(plain_key(k) for k in ["", "x/", "/x", "a//b", ".", "a/./b", "..", "a/..",
                                           "tab\tx", "del\x7f"])
+
+
+@pytest.mark.parametrize("value", [
+    "2026-11-24T22:35:51.000Z",  # XML bodies (listings, CopyObject)
+    "2026-11-24T22:35:51Z",
+    "Tue, 24 Nov 2026 22:35:51 GMT",  # headers (HEAD, GET)
+    "1795646151",  # epoch seconds: left to botocore's own parser
+    1795646151,
+])
+def test_timestamps_parse_as_botocore_parses_them(value):
+    from botocore.utils import parse_timestamp
+
+    ours = s3._timestamp(value)
+    assert ours == parse_timestamp(value)
+    assert ours.utcoffset() is not None and ours.utcoffset().total_seconds() == 0
+
