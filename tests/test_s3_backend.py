@@ -320,6 +320,41 @@ def test_multipart_upload_memory_stays_bounded(rclone_server, s3_env, tmp_path):
     assert cf.head("huge")["ETag"] == md5  # rclone: md5 of the whole object
 
 
+_PEAK_OF_A_GET = """
+import sys
+from cloudfiles_dask import CloudFiles
+
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
+
+cf = CloudFiles(sys.argv[1])
+cf.get("warm-up/missing")  # client, connections and imports are not part of the read
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the high-water mark starts again from what the process holds now
+before = hwm()
+data = cf.get("big")
+print(len(data), hwm() - before)
+"""
+
+
+def test_large_get_holds_the_object_about_once(rclone_server, s3_env):
+    """A 64 MiB GET to memory (obstore, hashed as it streams) costs about the object in memory,
+    not the object twice (pieces plus their join). Measured as the process's high-water mark."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("needs Linux's /proc/self/clear_refs")
+    bucket = rclone_server.new_bucket()
+    url = f"s3://{rclone_server.endpoint}/{bucket}/"
+    size = 64 * MiB
+    CloudFiles(url).put("big", os.urandom(size), compress=None)
+    out = subprocess.run([sys.executable, "-c", _PEAK_OF_A_GET, url], capture_output=True,
+                         text=True, timeout=120, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    got, peak = map(int, out.stdout.split())
+    assert got == size
+    assert peak < 1.4 * size, f"peak {peak / MiB:.0f} MiB for a {size // MiB} MiB read"
+
+
 class FailingReader(io.RawIOBase):
     """A binary file handle that raises ``error`` once ``fail_after`` bytes were read."""
 

@@ -752,9 +752,12 @@ class S3Backend(Backend):
         if meta["size"] <= STREAM_CHUNK:
             data = bytes(result.bytes())
             return self._fast_blob(full, meta, attributes, data, len(data), None)
-        pieces: list[Any] = []  # hashed as they arrive (GIL released), not in a second pass
-        received, md5 = self._fast_drain(result, pieces.append)
-        return self._fast_blob(full, meta, attributes, b"".join(pieces), received, md5)
+        # hashed as they arrive (GIL released), not in a second pass; collected in a BytesIO,
+        # whose buffer grows in place and becomes the bytes returned (no copy): peak memory
+        # is the object once, where a list of pieces joined at the end held it twice
+        buffer = io.BytesIO()
+        received, md5 = self._fast_drain(result, buffer.write)
+        return self._fast_blob(full, meta, attributes, buffer.getvalue(), received, md5)
 
     def _fast_open(self, store: Any, full: str) -> Any:
         """obstore's GetResult for ``full`` (headers read, body not yet), or None if missing."""
