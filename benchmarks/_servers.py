@@ -131,3 +131,18 @@ def gcs_create_bucket(url: str, name: str) -> None:
     )
     with _OPENER.open(request, timeout=30) as resp:
         resp.read()
+
+
+def gcs_delete_object(url: str, bucket: str, name: str) -> None:
+    """Delete one object (a missing one is fine): frees fake-gcs-server's memory."""
+    from urllib.error import HTTPError
+    from urllib.parse import quote
+
+    request = urllib.request.Request(f"{url}/storage/v1/b/{bucket}/o/{quote(name, safe='')}",
+                                     method="DELETE")
+    try:
+        with _OPENER.open(request, timeout=60) as resp:
+            resp.read()
+    except HTTPError as e:
+        if e.code != 404:
+            raise

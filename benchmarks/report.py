@@ -26,6 +26,10 @@ PEER_COLUMNS = [
 ]
 
 
+#: The large-object workloads of each backend (``s3_put_large`` ...).
+LARGE_OPS = ("put_large", "get_large", "put_file", "get_file")
+
+
 def med(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -282,7 +286,7 @@ def targets(data: dict, s: dict) -> list[str]:
             out.append(f"| {label}: ≥ 0.8x obstore best | obstore {why} | — |")
         cpu = mine.get("cpu_us_per_item")
         out.append(f"| {label}: ≤ 250 µs client CPU per request | {cpu:,.0f} µs | {status(cpu <= 250)} |")
-    for name in ("s3_put_large", "s3_get_large", "s3_put_file", "s3_get_file"):
+    for name in (f"{b}_{op}" for b in ("s3", "gcs") for op in LARGE_OPS):
         row = s.get(name) or {}
         mine = row.get("ours")
         peers = best_of(row, [c for c in row if c not in OURS])
@@ -422,10 +426,10 @@ def plots(data: dict, out_dir: str, prefix: str = "latest_") -> list[str]:
     fig.tight_layout()
     written.append(_save(fig, out_dir, f"{prefix}cpu.png", plt))
 
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
-    for ax, name in zip(axes.flat, ["s3_put_large", "s3_get_large", "s3_put_file", "s3_get_file"], strict=False):
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7.6))
+    for ax, name in zip(axes.flat, [f"{b}_{op}" for b in ("s3", "gcs") for op in LARGE_OPS], strict=False):
         bars(ax, name)
-    fig.suptitle("One large object on rclone serve s3")
+    fig.suptitle("One large object: S3 on rclone serve s3 (top), GCS on fake-gcs-server (bottom)")
     fig.tight_layout()
     written.append(_save(fig, out_dir, f"{prefix}large.png", plt))
 

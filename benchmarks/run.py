@@ -44,6 +44,8 @@ S3_SMALL = ["ours", "cloud-files", "obstore-async", "obstore-sync", "boto3-threa
 GCS_SMALL = ["ours", "cloud-files", "obstore-async", "obstore-sync", "gcs-threads", "gcsfs"]
 S3_LARGE = ["ours", "cloud-files", "obstore-async", "obstore-sync", "boto3-threads", "s3fs"]
 S3_LARGE_FILE = ["ours", "cloud-files", "obstore-sync", "boto3-threads", "s3fs"]
+GCS_LARGE = ["ours", "cloud-files", "obstore-async", "obstore-sync", "gcs-threads", "gcsfs"]
+GCS_LARGE_FILE = ["ours", "cloud-files", "obstore-sync", "gcs-threads", "gcsfs"]
 LOCAL = ["ours", "cloud-files", "plain"]
 CODECS = ["ours-codec", "cloud-files-codec", "libdeflate", "zlib"]
 
@@ -103,19 +105,28 @@ def workloads(quick: bool, selftest: bool) -> list[Workload]:
         out.append(Workload(f"{backend}_list", f"{label} list {n} keys", "Listing", "list", backend,
                             clients, n, 16, unit="keys", prefix=f"list-{backend}", seed_once=seed))
     mb = big // MiB
-    large = "S3 one large object (rclone serve s3)"
-    out += [
-        Workload("s3_put_large", f"S3 PUT 1 x {mb} MiB from memory", large, "put_large", "s3", S3_LARGE,
-                 1, big, unit="MB", extra={"key": "large/put"}),
-        Workload("s3_get_large", f"S3 GET 1 x {mb} MiB to memory", large, "get_large", "s3", S3_LARGE,
-                 1, big, unit="MB", extra={"key": "large/obj"},
-                 seed_once={"prefix": "large", "key": "large/obj", "size": big}),
-        Workload("s3_put_file", f"S3 PUT 1 x {mb} MiB from a file", large, "put_file", "s3",
-                 S3_LARGE_FILE, 1, big, unit="MB", extra={"key": "large/putfile"}),
-        Workload("s3_get_file", f"S3 GET 1 x {mb} MiB to a file", large, "get_file", "s3",
-                 S3_LARGE_FILE, 1, big, unit="MB", extra={"key": "large/obj"},
-                 seed_once={"prefix": "large", "key": "large/obj", "size": big}),
-    ]
+    for backend, label, server, clients, file_clients in (
+            ("s3", "S3", "rclone serve s3", S3_LARGE, S3_LARGE_FILE),
+            ("gcs", "GCS", "fake-gcs-server", GCS_LARGE, GCS_LARGE_FILE)):
+        large = f"{label} one large object ({server})"
+        # GCS writes go to a fresh bucket each (fake-gcs-server keeps every object in memory;
+        # clean_after deletes what a run wrote)
+        writes = {"fresh_prefix": backend == "gcs"}
+        seed = {"prefix": "large", "key": "large/obj", "size": big}
+        out += [
+            Workload(f"{backend}_put_large", f"{label} PUT 1 x {mb} MiB from memory", large, "put_large",
+                     backend, clients, 1, big, unit="MB", prefix="large", extra={"key": "large/put"},
+                     **writes),
+            Workload(f"{backend}_get_large", f"{label} GET 1 x {mb} MiB to memory", large, "get_large",
+                     backend, clients, 1, big, unit="MB", prefix="large", extra={"key": "large/obj"},
+                     seed_once=seed),
+            Workload(f"{backend}_put_file", f"{label} PUT 1 x {mb} MiB from a file", large, "put_file",
+                     backend, file_clients, 1, big, unit="MB", prefix="large",
+                     extra={"key": "large/putfile"}, **writes),
+            Workload(f"{backend}_get_file", f"{label} GET 1 x {mb} MiB to a file", large, "get_file",
+                     backend, file_clients, 1, big, unit="MB", prefix="large",
+                     extra={"key": "large/obj"}, seed_once=seed),
+        ]
     local = "Local disk (file://, page cache warm)"
     out += [
         Workload("file_read", f"file:// read {n_files} x 4 KiB", local, "get", "file", LOCAL,
@@ -449,6 +460,8 @@ class Harness:
             shutil.rmtree(os.path.join(self.tmp, "dl"), ignore_errors=True)
         if wl.backend == "file" and wl.op == "put":
             shutil.rmtree(os.path.join(self.file_root, spec["prefix"]), ignore_errors=True)
+        if wl.backend == "gcs" and wl.op in ("put_large", "put_file"):
+            _servers.gcs_delete_object(self.gcs.url, spec["gcs"]["bucket"], spec["key"])
 
 
 def describe_run(wl: Workload, r: dict) -> str:
