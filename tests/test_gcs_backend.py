@@ -133,8 +133,23 @@ def test_gzip_object_without_cloudfiles_is_not_transcoded(server, bucket):
     stored = gzip.compress(payload)
     server.upload(bucket, "g/obj", stored, content_type="text/plain", content_encoding="gzip")
     blob = CloudFiles(f"gs://{bucket}/g").backend.get("obj")
-    assert (blob.content, blob.encoding, blob.hash_type) == (stored, "gzip", "md5")
-    assert blob.hash == hashlib.md5(stored).hexdigest()
+    assert (blob.content, blob.encoding, blob.hash_type) == (stored, "gzip", "crc32c")
+    assert blob.hash == integrity.crc32c_b64(stored)  # the checksum of the stored bytes
+
+
+def test_reads_are_checked_with_crc32c_unless_it_is_slow(server, bucket, monkeypatch):
+    """crc32c (C implementation) is the cheaper check; with only google-crc32c's pure-Python
+    fallback an ordinary object is checked with md5 instead; a composite one has only crc32c."""
+    payload = b"checksums" * 1000
+    server.upload(bucket, "c/obj", payload)
+    backend = CloudFiles(f"gs://{bucket}/c").backend
+    assert (backend.get("obj").hash_type, backend.get("obj").hash) == ("crc32c", integrity.crc32c_b64(payload))
+    monkeypatch.setattr(gcs, "_crc32c_is_fast", lambda: False)
+    blob = backend.get("obj")
+    assert (blob.hash_type, blob.hash) == ("md5", hashlib.md5(payload).hexdigest())
+    assert gcs._pick_checksum("AAAA", "AAAAAA==", composite=True) == ("AAAAAA==", "crc32c")
+    assert gcs._pick_checksum("1B2M2Y8AsgTpgAmY7PhCfg==", None, composite=False) == (
+        "d41d8cd98f00b204e9800998ecf8427e", "md5")
 
 
 # -- requests: one per GET, the right headers and parameters ----------------------------------------

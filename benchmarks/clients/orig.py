@@ -2,8 +2,9 @@
 
 S3 takes ``s3://http://127.0.0.1:PORT/bucket/`` with a secrets dict; GCS on the emulator takes an
 ``AnonymousCredentials()`` object as ``secrets`` (plus STORAGE_EMULATOR_HOST, set by the driver).
-Its GCS ``exists`` and ``delete`` go through the JSON batch API, which fake-gcs-server does not
-serve ("not multi-part"): those rows are reported as unsupported on this server.
+Its GCS ``exists`` and ``delete``, and the deletion of the parts of a large (composite) upload,
+go through the JSON batch API, which fake-gcs-server does not serve ("not multi-part"): those
+rows are reported as unsupported on this server.
 cloud-files reads ``os.environ['AWS_SESSION_TOKEN']`` whenever ``AWS_ACCESS_KEY_ID`` is set in
 the environment, so the driver keeps AWS keys out of the environment (every client gets them
 explicitly).
@@ -34,6 +35,14 @@ class OriginalCloudFiles(Ours):
 
     def delete(self, keys: list[str]) -> int:
         return self._batched("delete", super().delete, keys)
+
+    def put_large(self, key: str, data: bytes) -> int:
+        return self._batched("a large upload (deleting its composite parts)",
+                             lambda _: super(OriginalCloudFiles, self).put_large(key, data), [key])
+
+    def put_file(self, key: str, path: str) -> int:
+        return self._batched("a large upload (deleting its composite parts)",
+                             lambda _: super(OriginalCloudFiles, self).put_file(key, path), [key])
 
     def _batched(self, name: str, call, keys: list[str]) -> int:
         try:

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import hashlib
 import heapq
 import logging
@@ -676,11 +677,8 @@ class GCSBackend(Backend):
             encoding = self._encoding(meta.get("contentEncoding"), name)
         if size is None and meta.get("size") is not None:
             size = int(meta["size"])
-        digest = kind = None
-        if meta.get("md5Hash") and meta.get("componentCount") is None:
-            digest, kind = base64.b64decode(meta["md5Hash"]).hex(), "md5"
-        elif meta.get("crc32c"):
-            digest, kind = _canonical_b64(meta["crc32c"]), "crc32c"
+        digest, kind = _pick_checksum(meta.get("md5Hash"), meta.get("crc32c"),
+                                      meta.get("componentCount") is not None)
         return Blob(None, encoding, digest, kind, size)
 
     def _empty_read(self, name: str) -> Blob | None:
@@ -1285,8 +1283,34 @@ def _canonical_b64(value: str) -> str:
         return value
 
 
+@functools.lru_cache(maxsize=1)
+def _crc32c_is_fast() -> bool:
+    """Whether google-crc32c runs its C implementation (~7 GB/s here, against ~0.6 GB/s for md5)
+    rather than its pure-Python fallback."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return False
+    return google_crc32c.implementation == "c"
+
+
+def _pick_checksum(md5_b64: str | None, crc_b64: str | None, composite: bool) -> tuple[str | None, str | None]:
+    """The checksum a full read is verified with: ``(base64 crc32c, "crc32c")`` where there is
+    one and it is cheap to compute (always for composite objects, which have no md5), else
+    ``(hex md5, "md5")``. Both detect bytes damaged on the way; crc32c costs a tenth of md5's
+    CPU, which was most of the cost of a large read (google-cloud-storage prefers it as well)."""
+    if crc_b64 and (composite or not md5_b64 or _crc32c_is_fast()):
+        return _canonical_b64(crc_b64), "crc32c"
+    if md5_b64 and not composite:
+        try:
+            return base64.b64decode(md5_b64 + "=" * (-len(md5_b64) % 4)).hex(), "md5"
+        except ValueError:
+            pass
+    return None, None
+
+
 def _hash_from_headers(h: Any) -> tuple[str | None, str | None]:
-    """(hex md5, "md5") for ordinary objects, (base64 crc32c, "crc32c") for composite ones."""
+    """The checksum of ``x-goog-hash`` a full read is verified with (see ``_pick_checksum``)."""
     value = h.get("x-goog-hash")
     if not value:
         return None, None
@@ -1297,14 +1321,7 @@ def _hash_from_headers(h: Any) -> tuple[str | None, str | None]:
             md5 = digest
         elif kind == "crc32c":
             crc = digest
-    if md5 and h.get("x-goog-component-count") is None:
-        try:
-            return base64.b64decode(md5 + "=" * (-len(md5) % 4)).hex(), "md5"
-        except ValueError:
-            pass
-    if crc:
-        return _canonical_b64(crc), "crc32c"
-    return None, None
+    return _pick_checksum(md5, crc, h.get("x-goog-component-count") is not None)
 
 
 def _parse_time(value: str | None) -> datetime | None:
