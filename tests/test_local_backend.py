@@ -82,40 +82,33 @@ def test_read_sees_a_file_that_grew_after_it_was_sized(root, cf, monkeypatch):
     assert cf.backend.get("g").content == b"0123456789"
 
 
-def test_reads_run_on_the_calling_thread(root, cf):
-    for i in range(50):
-        write(root / f"f{i}", b"%d" % i)
+def threads_that_called(monkeypatch, method: str, action):
+    """``(action(), the threads LocalBackend.<method> ran on meanwhile)``."""
     seen = set()
-    real_get = local.LocalBackend.get
+    real = getattr(local.LocalBackend, method)
 
     def spy(self, *args):
         seen.add(threading.get_ident())
-        return real_get(self, *args)
+        return real(self, *args)
 
-    local.LocalBackend.get = spy
-    try:
-        assert [r["content"] for r in cf.get([f"f{i}" for i in range(50)])] == [b"%d" % i for i in range(50)]
-    finally:
-        local.LocalBackend.get = real_get
+    monkeypatch.setattr(local.LocalBackend, method, spy)
+    return action(), seen
+
+
+def test_reads_run_on_the_calling_thread(root, cf, monkeypatch):
+    for i in range(50):
+        write(root / f"f{i}", b"%d" % i)
+    results, seen = threads_that_called(monkeypatch, "get", lambda: cf.get([f"f{i}" for i in range(50)]))
+    assert [r["content"] for r in results] == [b"%d" % i for i in range(50)]
     assert seen == {threading.get_ident()}
 
 
 # -- writes -------------------------------------------------------------------------------------
 
 
-def test_writes_run_on_the_calling_thread(cf):
-    seen = set()
-    real_put = local.LocalBackend.put
-
-    def spy(self, *args):
-        seen.add(threading.get_ident())
-        return real_put(self, *args)
-
-    local.LocalBackend.put = spy
-    try:
-        assert cf.puts([(f"d{i % 3}/f{i}", b"x") for i in range(60)]) == 60
-    finally:
-        local.LocalBackend.put = real_put
+def test_writes_run_on_the_calling_thread(cf, monkeypatch):
+    count, seen = threads_that_called(monkeypatch, "put", lambda: cf.puts([(f"d{i % 3}/f{i}", b"x") for i in range(60)]))
+    assert count == 60
     assert seen == {threading.get_ident()}
 
 

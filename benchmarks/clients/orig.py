@@ -37,16 +37,14 @@ class OriginalCloudFiles(Ours):
         return self._batched("delete", super().delete, keys)
 
     def put_large(self, key: str, data: bytes) -> int:
-        return self._batched("a large upload (deleting its composite parts)",
-                             lambda _: super(OriginalCloudFiles, self).put_large(key, data), [key])
+        return self._batched("a large upload (deleting its composite parts)", super().put_large, key, data)
 
     def put_file(self, key: str, path: str) -> int:
-        return self._batched("a large upload (deleting its composite parts)",
-                             lambda _: super(OriginalCloudFiles, self).put_file(key, path), [key])
+        return self._batched("a large upload (deleting its composite parts)", super().put_file, key, path)
 
-    def _batched(self, name: str, call, keys: list[str]) -> int:
+    def _batched(self, name: str, call, *args) -> int:
         try:
-            return call(keys)
+            return call(*args)
         except Exception as e:
             if self.backend == "gcs" and _batch_refused(e):
                 raise Unsupported(f"cloud-files uses GCS JSON batch requests for {name}; "

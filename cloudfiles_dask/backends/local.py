@@ -106,10 +106,6 @@ class LocalBackend(Backend):
     def put(self, key: str, data: bytes | BinaryIO | Any, meta: PutMeta) -> None:
         base_path = self.path_of(key)
         final = stored_name(base_path, meta.encoding)
-        if self.lock_dir is None:
-            atomic_write(final, data)
-            _remove_other_variants(base_path, final)
-            return
         with locked(self.lock_dir, base_path, exclusive=True):
             atomic_write(final, data)
             _remove_other_variants(base_path, final)
