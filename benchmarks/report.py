@@ -161,9 +161,11 @@ def render(data: dict, plots_prefix: str = "latest_", image_dir: str = "") -> st
             tag = f" ({name.split('-')[1]})" if name.startswith("obstore") else ""
             cells.append(f"{fmt_rate(peer['throughput'])}{tag}" + (f" · **{ratio}**" if ratio else ""))
         add("| " + " | ".join(cells) + " |")
-    if not data.get("dask_module"):
-        add("| Dask distributed transfer, 1 / 2 / 4 workers | not yet (needs the Dask issue: "
-            "`cloudfiles_dask` has no dask module yet) |" + " |" * len(used))
+    scaling = dask_scaling(data, s)
+    if scaling:
+        add("")
+        add("Dask distributed transfer (the same job on a LocalCluster of 1, 2 and 4 worker "
+            "processes): " + scaling["text"] + ".")
     imports = data.get("imports") or {}
     if imports:
         ours_ms = (imports.get("cloudfiles_dask") or {}).get("import_ms")
@@ -320,9 +322,39 @@ def targets(data: dict, s: dict) -> list[str]:
     if a and b:
         out.append(f"| `import cloudfiles_dask` ≤ 1/3 of `import cloudfiles` | {a:.0f} ms vs {b:.0f} ms "
                    f"= {a / b:.2f} | {status(a / b <= 1 / 3)} |")
-    if not data.get("dask_module"):
-        out.append("| Dask transfers scale with workers | not measured yet (needs the Dask issue) | — |")
+    scaling = dask_scaling(data, s)
+    if scaling:
+        out.append(f"| Dask transfers scale with workers (until the server or the machine is the "
+                   f"limit) | {scaling['text']} | {scaling['verdict']} |")
     return out
+
+
+def dask_scaling(data: dict, s: dict) -> dict | None:
+    """The Dask rows in words: MB/s per worker count, ratios to one worker, and how busy the
+    machine was (client incl. workers + servers + other processes, in cores)."""
+    row = s.get("dask_transfer") or {}
+    runs = {int(c.split("-")[1]): r for c, r in row.items() if c.startswith("dask-") and r.get("throughput")}
+    if 1 not in runs:
+        return None
+    cores = data["machine"].get("cpu_count") or 1
+
+    def busy(r: dict) -> float:
+        return (r["cpu_s"] + r["server_cpu_s"]) / r["wall_s"] + (r.get("other_cores") or 0)
+
+    one = runs[1]["throughput"]
+    parts = [f"{k} worker{'s' if k > 1 else ''} {fmt_rate(r['throughput'])} MB/s"
+             + (f" ({r['throughput'] / one:.2f}x)" if k > 1 else "")
+             + f", machine {busy(r):.2f} of {cores} cores busy" for k, r in sorted(runs.items())]
+    inproc = row.get("ours", {}).get("throughput")
+    text = "; ".join(parts) + (f"; in one process without Dask {fmt_rate(inproc)} MB/s" if inproc else "")
+    two = runs.get(2)
+    if two and two["throughput"] >= 1.1 * one:
+        verdict = "yes"
+    elif busy(runs[1]) >= 0.9 * cores:
+        verdict = "saturated at 1 worker"
+    else:
+        verdict = "**no**"
+    return {"text": text, "verdict": verdict}
 
 
 def data_size(data: dict, name: str) -> str:

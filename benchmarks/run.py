@@ -48,6 +48,7 @@ GCS_LARGE = ["ours", "cloud-files", "obstore-async", "obstore-sync", "gcs-thread
 GCS_LARGE_FILE = ["ours", "cloud-files", "obstore-sync", "gcs-threads", "gcsfs"]
 LOCAL = ["ours", "cloud-files", "plain"]
 CODECS = ["ours-codec", "cloud-files-codec", "libdeflate", "zlib"]
+DASK = ["ours", "dask-1", "dask-2", "dask-4"]
 
 
 @dataclass
@@ -152,6 +153,12 @@ def workloads(quick: bool, selftest: bool) -> list[Workload]:
         "transfer", "file:// -> S3 -> GCS, mixed sizes", "Transfer", "transfer", "s3",
         ["ours", "cloud-files"], sum(mix), 0, unit="MB",
         extra={"mix": {"4096": mix[0], str(256 * KiB): mix[1], str(8 * MiB): mix[2]}},
+    ))
+    n_dask = 3000 if not (quick or selftest) else (600 if quick else 60)
+    out.append(Workload(
+        "dask_transfer", f"S3 -> file:// transfer of {n_dask} x 64 KiB, in process and on Dask",
+        "Dask", "dask_transfer", "s3", DASK, n_dask, 64 * KiB, unit="MB", prefix="dask",
+        seed_once={"prefix": "dask", "n": n_dask, "size": 64 * KiB},
     ))
     return out
 
@@ -442,6 +449,8 @@ class Harness:
                     spec["expect"] = wl.n
                 if wl.op == "get_file":
                     spec["local_path"] = os.path.join(self.tmp, "dl", tag, spec["key"])
+                if wl.op == "dask_transfer":
+                    spec["local_path"] = os.path.join(self.tmp, "dl", tag)
                 if wl.op == "transfer":
                     s3root = f"s3://{self.s3.url}/{S3_BUCKET}/xfer/{tag}"
                     spec.update(mid_root=s3root, dest_root=f"gs://{bucket}/xfer/{tag}")
@@ -456,7 +465,7 @@ class Harness:
                 self.clean_after(wl, spec)
 
     def clean_after(self, wl: Workload, spec: dict) -> None:
-        if wl.op == "get_file":
+        if wl.op in ("get_file", "dask_transfer"):
             shutil.rmtree(os.path.join(self.tmp, "dl"), ignore_errors=True)
         if wl.backend == "file" and wl.op == "put":
             shutil.rmtree(os.path.join(self.file_root, spec["prefix"]), ignore_errors=True)
@@ -573,14 +582,14 @@ def main(argv: list[str] | None = None) -> int:
 
     wls = workloads(args.quick, args.selftest)
     if args.selftest:
-        keep = {"s3_get", "s3_put", "gcs_get", "gcs_put", "file_read", "s3_list"}
+        keep = {"s3_get", "s3_put", "gcs_get", "gcs_put", "file_read", "s3_list", "dask_transfer"}
         wls = [w for w in wls if w.name in keep]
     if args.only:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
         wls = [w for w in wls if any(w.name == x or w.name.startswith(x) for x in wanted)]
     client_filter = None
     if args.selftest:
-        client_filter = {"ours"}
+        client_filter = {"ours", "dask-2"}
     elif args.clients:
         client_filter = {c.strip() for c in args.clients.split(",")}
 

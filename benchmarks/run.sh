@@ -15,7 +15,7 @@ STAMP="$VENV/.installed"
 want="$(cat "$HERE/requirements.txt" "$REPO/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
   echo "benchmarks/run.sh: installing the peers into $VENV ..."
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$HERE/requirements.txt" -e "$REPO"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$HERE/requirements.txt" -e "$REPO[dask]"
   echo "$want" > "$STAMP"
 fi
 exec "$VENV/bin/python" "$HERE/run.py" "$@"

@@ -20,6 +20,9 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "gcs-threads": ("clients.sdk_threads", "GCSThreads"),
     "s3fs": ("clients.fsspec_clients", "S3FS"),
     "gcsfs": ("clients.fsspec_clients", "GCSFS"),
+    "dask-1": ("clients.ours", "OursDask"),
+    "dask-2": ("clients.ours", "OursDask"),
+    "dask-4": ("clients.ours", "OursDask"),
     "plain": ("clients.plain", "Plain"),
     "zlib": ("clients.gzip_codecs", "Zlib"),
     "libdeflate": ("clients.gzip_codecs", "Libdeflate"),
@@ -37,6 +40,9 @@ DESCRIPTIONS: dict[str, str] = {
     "gcs-threads": "plain google-cloud-storage, ThreadPoolExecutor of 20 threads (pool 20)",
     "s3fs": "s3fs bulk calls (cat/pipe/rm, fsspec's batched gather for exists)",
     "gcsfs": "gcsfs bulk calls (cat/pipe/rm, fsspec's batched gather for exists)",
+    "dask-1": "cloudfiles_dask.dask.transfer on a LocalCluster of 1 worker process (1 Dask thread, 20 CloudFiles threads)",
+    "dask-2": "the same with 2 worker processes",
+    "dask-4": "the same with 4 worker processes",
     "plain": "plain Python loop: open().read() / open().write() / os.scandir",
     "zlib": "zlib.decompress(data, wbits=31)",
     "libdeflate": "deflate.gzip_decompress (libdeflate)",
@@ -47,4 +53,6 @@ DESCRIPTIONS: dict[str, str] = {
 
 def make(name: str, spec: dict):
     module, cls = REGISTRY[name]
+    if name.startswith("dask-"):
+        spec = {**spec, "workers": int(name.split("-")[1])}
     return getattr(importlib.import_module(module), cls)(spec)

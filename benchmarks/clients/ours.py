@@ -76,3 +76,64 @@ class Ours(Adapter):
         self._open(mid_root).transfer_to(self._open(dest_root))
         t2 = time.perf_counter()
         return {"file_to_s3_s": t1 - t0, "s3_to_gcs_s": t2 - t1}
+
+    def dask_transfer(self, keys: list[str], dest_dir: str) -> int:
+        """The in-process baseline of the Dask rows: one transfer_to on this process's threads."""
+        self.cf.transfer_to("file://" + dest_dir, paths=keys)
+        return _tree_bytes(dest_dir)
+
+
+def _tree_bytes(root: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(root) for n in names)
+
+
+class OursDask(Ours):
+    """cloudfiles_dask.dask.transfer on a LocalCluster of ``workers`` processes (one Dask thread
+    each; every batch fans out on the CloudFiles' 20 threads inside its worker). The cluster is
+    started and every worker's clients are made before timing; the workers' CPU is added to the
+    client CPU (``helper_cpu_s``)."""
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        try:
+            import distributed
+
+            from cloudfiles_dask.dask import transfer
+        except ImportError as e:
+            from .base import Unsupported
+
+            raise Unsupported(f"no Dask here ({e})") from None
+        self._transfer = transfer
+        self.cluster = distributed.LocalCluster(
+            n_workers=spec["workers"], threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None)
+        self.client = distributed.Client(self.cluster)
+
+    def warm(self) -> None:
+        super().warm()
+        cf = self.cf
+
+        def warm_worker() -> None:  # makes the worker's S3 clients (both transports)
+            cf.get("warm-up/missing")
+            cf.head("warm-up/missing")
+
+        self.client.run(warm_worker)
+
+    def helper_cpu_s(self) -> float:
+        def cpu() -> float:
+            import resource
+
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return usage.ru_utime + usage.ru_stime
+
+        return sum(self.client.run(cpu).values())
+
+    def dask_transfer(self, keys: list[str], dest_dir: str) -> int:
+        batch = max(20, len(keys) // 32)
+        self._transfer(self.cf, "file://" + dest_dir, keys, client=self.client, batch_size=batch)
+        return _tree_bytes(dest_dir)
+
+    def close(self) -> None:
+        self.client.close()
+        self.cluster.close()
+        super().close()

@@ -1,0 +1,176 @@
+"""Transfers spread over a real Dask LocalCluster (two worker processes, two threads each).
+
+The servers are the real local ones (rclone serve s3, fake-gcs-server); files are checked on
+disk or through a fresh client, behind the library's back where it matters.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from cloudfiles_dask import CloudFiles, ProcessBoundaryError  # noqa: E402
+from cloudfiles_dask.dask import transfer  # noqa: E402
+from tests.conftest_s3 import rclone_server  # noqa: E402,F401 (fixture)
+from tests.servers.s3 import ACCESS_KEY, SECRET_KEY  # noqa: E402
+
+S3_SECRETS = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+              "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def client(gcs_server):
+    env = {"STORAGE_EMULATOR_HOST": gcs_server.url, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
+                                  host="127.0.0.1", dashboard_address=None, env=env) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+@pytest.fixture(autouse=True)
+def _two_workers(client):
+    client.wait_for_workers(2, timeout=60)
+
+
+def _payloads(n: int, size: int = 700) -> dict[str, bytes]:
+    return {f"d{i % 7}/k{i:05d}": os.urandom(size) + str(i).encode() for i in range(n)}
+
+
+def _local_source(tmp_path, n: int, compress=None) -> tuple[CloudFiles, dict[str, bytes]]:
+    data = _payloads(n)
+    src = CloudFiles(f"file://{tmp_path}/src")
+    src.puts(list(data.items()), compress=compress)
+    return src, data
+
+
+def test_every_file_arrives_reencoded_and_the_work_is_spread_over_the_workers(client, tmp_path):
+    src, data = _local_source(tmp_path, 600, compress="gzip")
+    events = []
+    with distributed.get_task_stream(client) as stream:
+        written = transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=25,
+                           reencode="br", progress=events.append)
+    assert written == len(data)
+    dst = CloudFiles(f"file://{tmp_path}/dst")
+    for key in data:  # stored as brotli on disk, decoded by the library
+        assert os.path.exists(os.path.join(tmp_path, "dst", key + ".br"))
+    assert {r["path"]: r["content"] for r in dst.get(list(data))} == data
+    workers = {task["worker"] for task in stream.data if task["key"].startswith("_transfer_batch")}
+    assert len(workers) == 2, workers
+    assert [e.kind for e in (events[0], events[-1])] == ["start", "close"]
+    advances = [e for e in events if e.kind == "advance"]
+    assert len(advances) == 24  # one per batch of 25
+    assert sum(e.files for e in advances) == len(data) == events[-1].files
+    assert events[-1].nbytes == sum(e.nbytes for e in advances) > 0
+
+
+def test_keys_pairs_and_the_default_client(client, tmp_path):
+    src, data = _local_source(tmp_path, 40)
+    keys = sorted(data)
+    pairs = [(k, "renamed/" + k) for k in keys[:10]] + [{"path": keys[10], "dest_path": "one"}]
+    # client=None: the current client (the one this module made) is used
+    assert transfer(src, f"file://{tmp_path}/dst", pairs, batch_size=3) == 11
+    dst = CloudFiles(f"file://{tmp_path}/dst")
+    assert sorted(dst.list()) == sorted(["one"] + ["renamed/" + k for k in keys[:10]])
+    assert dst.get("one") == data[keys[10]]
+    assert transfer(src, f"file://{tmp_path}/dst2", keys[5], client=client) == 1  # one key
+
+
+def test_s3_to_disk_and_disk_to_gcs(client, tmp_path, rclone_server, gcs_server):  # noqa: F811
+    data = _payloads(300, size=5000)
+    bucket = rclone_server.new_bucket()
+    admin = rclone_server.admin()
+    for key, value in data.items():
+        admin.put_object(Bucket=bucket, Key=f"in/{key}", Body=value)
+    s3 = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}/in", secrets=S3_SECRETS)
+    assert transfer(s3, f"file://{tmp_path}/dl", client=client, batch_size=40) == len(data)
+    for key, value in data.items():
+        with open(os.path.join(tmp_path, "dl", key), "rb") as f:
+            assert f.read() == value
+
+    gcs_bucket = "dask-" + os.urandom(5).hex()
+    gcs_server.create_bucket(gcs_bucket)
+    written = transfer(f"file://{tmp_path}/dl", f"gs://{gcs_bucket}/out", client=client,
+                       batch_size=40, reencode="gzip")
+    assert written == len(data)
+    for key in list(data)[:20]:  # what the emulator holds, read without the library
+        stored = gcs_server.download(gcs_bucket, f"out/{key}")
+        assert gzip.decompress(stored) == data[key]
+
+
+def test_a_worker_killed_mid_transfer_costs_nothing(client, tmp_path):
+    src, data = _local_source(tmp_path, 1500)
+    before = set(client.scheduler_info()["workers"])
+    killed: list[str] = []
+    lock = threading.Lock()
+
+    def kill_once(event) -> None:
+        with lock:
+            if event.kind != "advance" or killed:
+                return
+            victim = sorted(client.scheduler_info()["workers"])[0]
+            killed.append(victim)
+        try:
+            client.run(os._exit, 1, workers=[victim])
+        except Exception:  # noqa: BLE001 - the worker dies before it can answer
+            pass
+
+    written = transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=10,
+                       max_in_flight=40, progress=kill_once)
+    assert killed and killed[0] in before
+    client.wait_for_workers(2, timeout=60)
+    assert killed[0] not in client.scheduler_info()["workers"]  # it really died
+    assert written == len(data)
+    dst = CloudFiles(f"file://{tmp_path}/dst")
+    assert sorted(dst.list()) == sorted(data)
+    assert {r["path"]: r["content"] for r in dst.get(list(data))} == data
+    leftovers = [n for _, _, names in os.walk(tmp_path / "dst") for n in names if n.startswith(".")]
+    assert not leftovers  # no temporary files of interrupted writes were left visible
+
+
+def test_a_missing_source_fails_naming_its_batch_and_allow_missing_writes_empty(client, tmp_path):
+    src, data = _local_source(tmp_path, 5)
+    keys = sorted(data)
+    with pytest.raises(FileNotFoundError, match="nope") as info:
+        transfer(src, f"file://{tmp_path}/dst", keys + ["nope"], client=client, batch_size=3)
+    assert any("nope" in note or keys[3] in note for note in getattr(info.value, "__notes__", []))
+    assert transfer(src, f"file://{tmp_path}/dst2", keys + ["nope"], client=client,
+                    allow_missing=True) == 6
+    assert CloudFiles(f"file://{tmp_path}/dst2").get("nope") == b""
+
+
+def test_memory_paths_are_refused_before_anything_runs(client, tmp_path):
+    mem = CloudFiles("mem://dask-test/src")
+    mem.puts([("a", b"1"), ("b", b"2")])
+    with pytest.raises(ProcessBoundaryError, match="mem://dask-test/src"):
+        transfer(mem, f"file://{tmp_path}/dst", client=client)
+    with pytest.raises(ProcessBoundaryError, match="mem://dask-test/out"):
+        transfer(f"file://{tmp_path}", "mem://dask-test/out", client=client)
+    assert not os.path.exists(tmp_path / "dst")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
+def test_bad_batch_size_is_refused(client, tmp_path, bad):
+    with pytest.raises(ValueError, match="batch_size"):
+        transfer(f"file://{tmp_path}/a", f"file://{tmp_path}/b", client=client, batch_size=bad)
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_importing_the_face_does_not_import_dask_and_no_client_is_a_clear_error(tmp_path):
+    out = _python("import sys, cloudfiles_dask.dask; "
+                  "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    out = _python(f"from cloudfiles_dask.dask import transfer; transfer('file://{tmp_path}/a', "
+                  f"'file://{tmp_path}/b')")
+    assert out.returncode != 0
+    assert "ValueError: no Dask client: pass client=" in out.stderr
