@@ -26,7 +26,7 @@ from cloudfiles_dask import CloudFiles, compression
 from cloudfiles_dask._engine import integrity
 from cloudfiles_dask.backends import gcs
 from cloudfiles_dask.backends.base import PutMeta
-from cloudfiles_dask.exceptions import AuthorizationError, CRC32CIntegrityError
+from cloudfiles_dask.exceptions import AuthorizationError, CRC32CIntegrityError, MD5IntegrityError
 from tests.servers.gcs import FakeGCSServer, RecordingProxy, Reply
 
 PART_RE = re.compile(r"\.cfdask-part-[0-9a-f]{16}\.(\d+)\.(\d+)$")
@@ -232,10 +232,13 @@ def test_composite_upload_of_bytes(server, pbucket, proxy):
     cf.put("big.bin", payload, content_type="application/x-test", cache_control="no-store", storage_class="NEARLINE")
     uploads = proxy.requests("POST", "/upload/")
     assert len(uploads) == 4
-    for seen in uploads:  # parts are STANDARD class, with their own md5
+    crcs = {integrity.crc32c_b64(payload[i : i + MiB]) for i in range(0, len(payload), MiB)}
+    for seen in uploads:  # parts are STANDARD class, sent with their crc32c (no md5 needed)
         metadata = json.loads(re.search(rb"\{.*?\}\r?\n", seen.body, re.S).group(0))
         assert PART_RE.search(metadata["name"]) and metadata["storageClass"] == "STANDARD"
-        assert metadata["md5Hash"]
+        assert "md5Hash" not in metadata
+        crcs.discard(metadata["crc32c"])
+    assert not crcs  # each part's own crc32c
     (dest, sources, meta), = compose_requests(proxy)
     assert dest == "comp/big.bin"
     assert [PART_RE.search(s).groups() for s in sources] == [("0", str(i)) for i in range(4)]
@@ -362,6 +365,31 @@ def test_composite_object_is_checked_with_crc32c(server, pbucket, proxy):
     crc_override["crc/big"] = wrong
     with pytest.raises(CRC32CIntegrityError):
         cf.get("big")
+
+
+@pytest.mark.parametrize("size, field, error", [
+    (100 * KiB, "md5Hash", MD5IntegrityError),  # one request, sent with its md5
+    (2 * MiB + 1, "crc32c", CRC32CIntegrityError),  # a part of a composite upload, with its crc32c
+])
+def test_an_upload_the_service_stored_differently_is_an_error(server, pbucket, proxy, size, field, error):
+    """A server that stores whatever arrives (fake-gcs-server does) answers with the hash of
+    what it stored: when that is not the hash of the bytes sent, the write fails loudly and no
+    object is left under the key (nor any part)."""
+
+    def damaged(seen, reply):
+        if seen.method == "POST" and "/upload/" in seen.path and reply.status == 200:
+            meta = json.loads(reply.body)
+            meta[field] = integrity.crc32c_b64(b"other") if field == "crc32c" else "1B2M2Y8AsgTpgAmY7PhCfg=="
+            reply.body = json.dumps(meta).encode()
+        return reply
+
+    proxy.after.append(damaged)
+    cf = CloudFiles(f"gs://{pbucket}/dmg", composite_upload_threshold=1 * MiB)
+    with pytest.raises(error, match="dmg/obj"):
+        cf.put("obj", os.urandom(size))
+    proxy.after.remove(damaged)
+    assert not cf.exists("obj")
+    assert parts_left(server, pbucket) == []
 
 
 def test_composite_failure_removes_parts_and_writes_nothing(server, bucket, tmp_path):

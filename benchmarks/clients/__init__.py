@@ -40,7 +40,7 @@ DESCRIPTIONS: dict[str, str] = {
     "gcs-threads": "plain google-cloud-storage, ThreadPoolExecutor of 20 threads (pool 20)",
     "s3fs": "s3fs bulk calls (cat/pipe/rm, fsspec's batched gather for exists)",
     "gcsfs": "gcsfs bulk calls (cat/pipe/rm, fsspec's batched gather for exists)",
-    "dask-1": "cloudfiles_dask.dask.transfer on a LocalCluster of 1 worker process (1 Dask thread, 20 CloudFiles threads)",
+    "dask-1": "cloudfiles_dask.dask.transfer on a LocalCluster of 1 worker process (2 Dask threads, 20 CloudFiles threads per batch)",
     "dask-2": "the same with 2 worker processes",
     "dask-4": "the same with 4 worker processes",
     "plain": "plain Python loop: open().read() / open().write() / os.scandir",

@@ -88,8 +88,9 @@ def _tree_bytes(root: str) -> int:
 
 
 class OursDask(Ours):
-    """cloudfiles_dask.dask.transfer on a LocalCluster of ``workers`` processes (one Dask thread
-    each; every batch fans out on the CloudFiles' 20 threads inside its worker). The cluster is
+    """cloudfiles_dask.dask.transfer on a LocalCluster of ``workers`` processes (two Dask threads
+    each, so a worker overlaps two batches; every batch fans out on the CloudFiles' 20 threads
+    inside its worker; the default batch size: about two batches per Dask thread). The cluster is
     started and every worker's clients are made before timing; the workers' CPU is added to the
     client CPU (``helper_cpu_s``)."""
 
@@ -105,7 +106,7 @@ class OursDask(Ours):
             raise Unsupported(f"no Dask here ({e})") from None
         self._transfer = transfer
         self.cluster = distributed.LocalCluster(
-            n_workers=spec["workers"], threads_per_worker=1, processes=True, host="127.0.0.1",
+            n_workers=spec["workers"], threads_per_worker=2, processes=True, host="127.0.0.1",
             dashboard_address=None)
         self.client = distributed.Client(self.cluster)
 
@@ -129,8 +130,7 @@ class OursDask(Ours):
         return sum(self.client.run(cpu).values())
 
     def dask_transfer(self, keys: list[str], dest_dir: str) -> int:
-        batch = max(20, len(keys) // 32)
-        self._transfer(self.cf, "file://" + dest_dir, keys, client=self.client, batch_size=batch)
+        self._transfer(self.cf, "file://" + dest_dir, keys, client=self.client)
         return _tree_bytes(dest_dir)
 
     def close(self) -> None:

@@ -28,11 +28,12 @@ Reads
 Writes
     Objects up to ``composite_upload_threshold`` bytes are one ``uploadType=multipart`` request
     with ``md5Hash`` set, so the service rejects bytes damaged on the way; the md5 it answers is
-    compared as well (for servers that store whatever arrives): a mismatch raises
-    :class:`~cloudfiles_dask.exceptions.MD5IntegrityError`, never retried. Larger bytes, and
+    compared as well (for servers that store whatever arrives): a mismatch deletes the damaged
+    object and raises :class:`~cloudfiles_dask.exceptions.MD5IntegrityError`, never retried. Larger bytes, and
     binary file handles that turn out larger (read part by part, never whole), become a
     *composite upload*: parts of
-    ``composite_upload_threshold`` bytes uploaded in parallel (at most 4 in flight, which also
+    ``composite_upload_threshold`` bytes (each sent with its crc32c rather than an md5: they never
+    need one, and crc32c costs a tenth of the CPU) uploaded in parallel (at most 4 in flight, which also
     bounds memory to about 5 parts) as STANDARD-class objects named
     ``<key>.cfdask-part-<16 hex>.<level>.<i>``, composed 32 at a time into a tree whose root is
     the final object (with the requested content type, cache control, storage class and
@@ -947,13 +948,19 @@ class GCSBackend(Backend):
             return
         self._upload(name, data, meta)
 
-    def _upload(self, name: str, data: bytes, meta: PutMeta, storage_class: str | None = None) -> dict:
+    def _upload(self, name: str, data: bytes, meta: PutMeta, storage_class: str | None = None,
+                crc32c: str | None = None) -> dict:
         """One ``uploadType=multipart`` request; returns the stored object's resource. The md5
         sent lets GCS refuse damaged bytes; the md5 it answers is checked as well, for servers
-        that store whatever arrives (fake-gcs-server)."""
-        md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        that store whatever arrives (fake-gcs-server). Composite parts send their ``crc32c``
+        (base64) instead: they never need an md5, the crc32c is computed anyway for the
+        composed object's check, and it costs a tenth of md5's CPU."""
+        if crc32c is None:
+            field, sent = "md5Hash", base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        else:
+            field, sent = "crc32c", crc32c
         content_type = meta.content_type or DEFAULT_CONTENT_TYPE
-        resource = {"name": name, "contentType": content_type, "md5Hash": md5}
+        resource = {"name": name, "contentType": content_type, field: sent}
         if meta.cache_control:
             resource["cacheControl"] = meta.cache_control
         if meta.encoding:
@@ -971,11 +978,14 @@ class GCSBackend(Backend):
         if resp.status != 200:
             raise self._status_error(resp, name, "upload")
         stored = self._json(resp, name, "upload")
-        answered = stored.get("md5Hash")
-        if answered and _canonical_b64(answered) != md5:
-            raise MD5IntegrityError(
-                f"{self._where(name)}: the service stored bytes with md5 {answered}, the bytes "
-                f"sent have md5 {md5}; the object is damaged (write it again)"
+        answered = stored.get(field)
+        if answered and _canonical_b64(answered) != sent:
+            kind, error = ("md5", MD5IntegrityError) if crc32c is None else ("crc32c", CRC32CIntegrityError)
+            # no reader could tell: the damaged bytes would match the hash stored with them
+            self._remove_quietly([name], name)
+            raise error(
+                f"{self._where(name)}: the service stored bytes with {kind} {answered}, the bytes "
+                f"sent have {kind} {sent}; the damaged object was deleted (write it again)"
             )
         return stored
 
@@ -1106,6 +1116,8 @@ class _CompositeUpload:
     def _upload_parts(self, pool: Any, chunks: Iterable[Any], checksum: Any) -> list[str]:
         """Upload chunks as level-0 parts, at most ``workers`` in flight (which also bounds the
         chunks held in memory); returns their names in order."""
+        import google_crc32c
+
         backend = self.backend
         slots = threading.BoundedSemaphore(self.workers)
         failed = threading.Event()
@@ -1129,7 +1141,8 @@ class _CompositeUpload:
                 parts.append(part)
                 chunk = bytes(chunk)
                 checksum.update(chunk)
-                future = pool.submit(_retrying, backend._upload, part, chunk, part_meta, "STANDARD")
+                crc = base64.b64encode(google_crc32c.value(chunk).to_bytes(4, "big")).decode()
+                future = pool.submit(_retrying, backend._upload, part, chunk, part_meta, "STANDARD", crc)
                 future.add_done_callback(finished)
                 futures.append(future)
         finally:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .._engine import jobs
+from .._engine.processes import block_size_for
 from .._engine.progress import ProgressEvent, make_progress
 from ..backends.base import batched
 from ..cloudfiles import CloudFiles
@@ -88,7 +89,7 @@ def transfer(
     paths: Iterable[Any] | None = None,
     *,
     client: Any = None,
-    batch_size: int = 500,
+    batch_size: int | None = None,
     max_in_flight: int | None = None,
     block_size: int = 64,
     reencode: Any = None,
@@ -108,7 +109,9 @@ def transfer(
     they mean there.
 
     ``client``: a ``distributed.Client`` (default: the current one). Each task handles
-    ``batch_size`` files on ``destination.num_threads`` threads of its worker; at most ``max_in_flight`` tasks are queued at once (default: twice the
+    ``batch_size`` files on ``destination.num_threads`` threads of its worker (default: the
+    files cut into about two batches per worker thread, 20 to 1250 files each; 250 when the
+    number of files is not known in advance, as when listing); at most ``max_in_flight`` tasks are queued at once (default: twice the
     cluster's worker threads, at least 4). ``retries``: extra attempts Dask gives a batch that
     raised (default none: each request is already retried with backoff inside the batch, and
     Dask reruns the batches of a worker that died on its own).
@@ -121,8 +124,9 @@ def transfer(
     note naming the batch's first key. ``mem://`` cannot be used with workers in other processes
     (:class:`~cloudfiles_dask.exceptions.ProcessBoundaryError`, raised before anything runs).
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
         raise ValueError(f"max_in_flight must be an int >= 1 or None, got {max_in_flight!r}")
     src = source if isinstance(source, CloudFiles) else CloudFiles(source)
@@ -135,9 +139,11 @@ def transfer(
     elif not jobs.is_many(paths):
         paths = [paths]
     total = jobs.known_length(paths)
+    threads = sum(client.nthreads().values()) or 1
     if max_in_flight is None:
-        threads = sum(client.nthreads().values())
         max_in_flight = max(4, 2 * threads)
+    if batch_size is None:
+        batch_size = block_size_for(total, 2 * threads)
     options = {"block_size": block_size, "reencode": reencode, "content_type": content_type,
                "allow_missing": allow_missing, "resumable": resumable}
     batches: Iterator[list[tuple[str, str]]] = batched(jobs.transfer_pairs(paths), batch_size)
