@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up .venv and run the main job: `cloudfiles demo` on local disk and memory.
+# Set up .venv and run the main job: `cloudfiles demo` on local disk, memory and a local Dask cluster.
 # Extra arguments go to `cloudfiles demo` (try --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -22,20 +22,29 @@ def test_help_lists_demo():
     assert "demo" in out.stdout
 
 
-@pytest.mark.parametrize("codec", ["gzip", "zstd"])
-def test_demo_round_trip_verifies_every_file(tmp_path, codec):
+@pytest.mark.parametrize("codec, dask_workers", [("gzip", 2), ("zstd", 0)])
+def test_demo_round_trip_verifies_every_file(tmp_path, codec, dask_workers):
     work = tmp_path / "work"
     proc = subprocess.run(
-        [cloudfiles_exe(), "demo", "--files", "300", "--compression", codec, "--workdir", str(work)],
-        capture_output=True, text=True, timeout=120,
+        [cloudfiles_exe(), "demo", "--files", "300", "--compression", codec, "--workdir", str(work),
+         "--dask-workers", str(dask_workers)],
+        capture_output=True, text=True, timeout=180,
     )
     assert proc.returncode == 0, proc.stderr
     assert "verified: all 300 files identical" in proc.stdout
-    assert f"file:// {codec} -> mem:// {codec} -> file:// br" in proc.stdout
-    # the demo deletes its first copy; the brotli copy stays in a user-given workdir
+    route = f"file:// {codec} -> mem:// {codec} -> file:// br"
+    # the demo deletes its first copy; the brotli and Dask's zstd copies stay in a given workdir
     brotli_files = [p for p in (work / "br").rglob("*") if p.is_file()]
     assert len(brotli_files) == 300 and all(p.suffix == ".br" for p in brotli_files)
     assert not [p for p in (work / codec).rglob("*") if p.is_file()]
+    zstd_files = [p for p in (work / "dask-zstd").rglob("*") if p.is_file()]
+    if dask_workers:
+        assert f"{route} -> file:// zstd\n" in proc.stdout
+        assert "on Dask (2 workers, zstd)" in proc.stdout and "-> Dask -> file://" in proc.stdout
+        assert len(zstd_files) == 300 and all(p.suffix == ".zstd" for p in zstd_files)
+    else:
+        assert f"{route}\n" in proc.stdout and "Dask" not in proc.stdout
+        assert zstd_files == []
 
 
 def test_demo_bad_option_is_a_clear_error():

@@ -1,4 +1,5 @@
-"""``cloudfiles demo``: a real bulk workload on embedded defaults (local disk and memory)."""
+"""``cloudfiles demo``: a real bulk workload on embedded defaults (local disk, memory and a local
+Dask cluster)."""
 
 from __future__ import annotations
 
@@ -40,8 +41,26 @@ def _step(label: str, fn: Callable[[], Any], count: int, nbytes: int) -> Any:
     seconds = time.perf_counter() - start
     rate = count / seconds if seconds else float("inf")
     mb = f"{nbytes / seconds / 1e6:8.1f} MB/s" if nbytes and seconds else ""
-    click.echo(f"  {label:<46} {count:>7} files  {seconds:7.2f} s  {rate:9.0f} files/s  {mb}")
+    click.echo(f"  {label:<54} {count:>7} files  {seconds:7.2f} s  {rate:9.0f} files/s  {mb}")
     return result
+
+
+def _on_dask(src: Any, dest: Any, workers: int, progress: bool, count: int, nbytes: int) -> bool:
+    """Copy ``src`` to ``dest`` re-encoded as zstd on a local Dask cluster; False without Dask."""
+    try:
+        import distributed
+    except ImportError:
+        click.echo("  (Dask step skipped: pip install 'cloudfiles-dask[dask]')")
+        return False
+    from ..dask import transfer
+
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=2, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        _step(f"transfer file:// -> file:// on Dask ({workers} workers, zstd)",
+              lambda: transfer(src, dest, client=client, reencode="zstd", progress=progress),
+              count, nbytes)
+    return True
 
 
 @click.command()
@@ -53,20 +72,25 @@ def _step(label: str, fn: Callable[[], Any], count: int, nbytes: int) -> Any:
 @click.option("--threads", default=20, show_default=True, help="Threads per CloudFiles.")
 @click.option("--progress/--no-progress", default=False, help="Show progress bars.")
 @click.option("--seed", default=0, show_default=True, help="Random seed of the dataset.")
-def demo(count: int, workdir: str | None, codec: str, threads: int, progress: bool, seed: int) -> None:
+@click.option("--dask-workers", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Worker processes of the local Dask cluster (0 skips the Dask step).")
+def demo(count: int, workdir: str | None, codec: str, threads: int, progress: bool, seed: int,
+         dask_workers: int) -> None:
     """Build a sample dataset, write it compressed, move it between backends and verify it.
 
     \b
     Steps: generate COUNT files (JSON, CSV, binary) -> write them to file:// with --compression
     -> list -> transfer file:// -> mem:// (encoding kept, no recompression) -> transfer
-    mem:// -> file:// re-encoded as brotli -> read everything back -> verify every byte
-    (sha256) -> delete. Prints what it did and how fast.
+    mem:// -> file:// re-encoded as brotli -> transfer that on a local Dask cluster to
+    file:// re-encoded as zstd -> read both back -> verify every byte (sha256) -> delete.
+    Prints what it did and how fast.
 
     \b
     Examples:
       cloudfiles demo
       cloudfiles demo --files 20000 --compression zstd --progress
       cloudfiles demo --workdir /tmp/cfdemo
+      cloudfiles demo --dask-workers 4
     """
     from .. import CloudFiles, clear_memory
 
@@ -81,10 +105,11 @@ def demo(count: int, workdir: str | None, codec: str, threads: int, progress: bo
         first = CloudFiles(f"file://{root}/{codec}", num_threads=threads, progress=progress)
         memory = CloudFiles(f"mem://cloudfiles-demo-{os.getpid()}/copy", num_threads=threads, progress=progress)
         second = CloudFiles(f"file://{root}/br", num_threads=threads, progress=progress)
+        third = CloudFiles(f"file://{root}/dask-zstd", num_threads=threads, progress=progress)
 
         _step(f"write to file:// ({codec})", lambda: first.puts(files.items(), compress=codec), count, total_bytes)
         stored = first.subtree_size()
-        click.echo(f"  {'':<46} stored {stored['num_bytes'] / 1e6:.1f} MB "
+        click.echo(f"  {'':<54} stored {stored['num_bytes'] / 1e6:.1f} MB "
                    f"({stored['num_bytes'] / total_bytes:.0%} of the original)")
         listed = _step("list file:// (recursive)", lambda: list(first.list()), count, 0)
         if sorted(listed) != sorted(files):
@@ -94,18 +119,25 @@ def demo(count: int, workdir: str | None, codec: str, threads: int, progress: bo
         kept = memory.get(sorted(files)[:1], raw=True)[0]["compress"]
         _step("transfer mem:// -> file:// (re-encode br)", lambda: memory.transfer_to(second, reencode="br"),
               count, total_bytes)
-        results = _step("read back from file:// (decode br)", lambda: second.get(list(files)), count,
-                        total_bytes)
-        bad = [r["path"] for r in results if r["content"] is None
-               or hashlib.sha256(r["content"]).hexdigest() != digests[r["path"]]]
-        encodings = {r["compress"] for r in second.get(list(files)[:50], raw=True)}
+        copies = [(second, "br")]
+        if dask_workers and _on_dask(second, third, dask_workers, progress, count, total_bytes):
+            copies.append((third, "zstd"))
+        bad = []
+        for copy, label in copies:
+            results = _step(f"read back from file:// (decode {label})", lambda c=copy: c.get(list(files)),
+                            count, total_bytes)
+            bad += [r["path"] for r in results if r["content"] is None
+                    or hashlib.sha256(r["content"]).hexdigest() != digests[r["path"]]]
+        encodings = [sorted({r["compress"] for r in c.get(list(files)[:50], raw=True)}) for c, _ in copies]
         _step("delete from file:// and mem://", lambda: (first.delete(list(files)), memory.delete(list(files))),
               count, 0)
         clear_memory()
-        click.echo(f"  encodings: file:// {codec} -> mem:// {kept} -> file:// {', '.join(sorted(encodings))}")
+        route = " -> ".join(f"file:// {', '.join(e)}" for e in encodings)
+        click.echo(f"  encodings: file:// {codec} -> mem:// {kept} -> {route}")
         if bad:
             raise click.ClickException(f"{len(bad)} files differ after the round trip, e.g. {bad[:3]}")
-        click.echo(f"verified: all {count} files identical (sha256) after file:// -> mem:// -> file://")
+        via = " -> Dask -> file://" if len(copies) > 1 else ""
+        click.echo(f"verified: all {count} files identical (sha256) after file:// -> mem:// -> file://{via}")
     finally:
         if own_dir:
             shutil.rmtree(root, ignore_errors=True)
