@@ -164,10 +164,11 @@ def test_memory_paths_are_refused_before_anything_runs(client, tmp_path):
     assert not os.path.exists(tmp_path / "dst")
 
 
+@pytest.mark.parametrize("option", ["batch_size", "max_in_flight"])
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
-def test_bad_batch_size_is_refused(client, tmp_path, bad):
-    with pytest.raises(ValueError, match="batch_size"):
-        transfer(f"file://{tmp_path}/a", f"file://{tmp_path}/b", client=client, batch_size=bad)
+def test_bad_batch_options_are_refused(client, tmp_path, option, bad):
+    with pytest.raises(ValueError, match=option):
+        transfer(f"file://{tmp_path}/a", f"file://{tmp_path}/b", client=client, **{option: bad})
 
 
 def _python(code: str) -> subprocess.CompletedProcess:

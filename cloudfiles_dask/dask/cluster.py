@@ -111,10 +111,10 @@ def transfer(
     ``client``: a ``distributed.Client`` (default: the current one). Each task handles
     ``batch_size`` files on ``destination.num_threads`` threads of its worker (default: the
     files cut into about two batches per worker thread, 20 to 1250 files each; 250 when the
-    number of files is not known in advance, as when listing); at most ``max_in_flight`` tasks are queued at once (default: twice the
-    cluster's worker threads, at least 4). ``retries``: extra attempts Dask gives a batch that
-    raised (default none: each request is already retried with backoff inside the batch, and
-    Dask reruns the batches of a worker that died on its own).
+    number of files is not known in advance, as when listing). At most ``max_in_flight`` tasks
+    are queued at once (default: twice the cluster's worker threads, at least 4). ``retries``:
+    extra attempts Dask gives a batch that raised (default none: each request is already
+    retried with backoff inside the batch, and Dask reruns the batches of a worker that died).
 
     ``progress`` is what the rest of the API takes (True for a bar, a callable for
     :class:`~cloudfiles_dask._engine.progress.ProgressEvent` objects); it advances by a batch
@@ -127,7 +127,8 @@ def transfer(
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
                                    or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
-    if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
+    if max_in_flight is not None and (not isinstance(max_in_flight, int)
+                                      or isinstance(max_in_flight, bool) or max_in_flight < 1):
         raise ValueError(f"max_in_flight must be an int >= 1 or None, got {max_in_flight!r}")
     src = source if isinstance(source, CloudFiles) else CloudFiles(source)
     dest = destination if isinstance(destination, CloudFiles) else CloudFiles(destination)
