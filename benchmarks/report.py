@@ -245,7 +245,7 @@ def render(data: dict, plots_prefix: str = "latest_", image_dir: str = "") -> st
     add("### Plots")
     add("")
     for name, title in (("small", "small objects: throughput"), ("cpu", "small objects: CPU per request"),
-                        ("large", "large objects"), ("other", "listing, local disk, gzip, transfer, import")):
+                        ("large", "large objects"), ("other", "listing, local disk, gzip, transfers, import")):
         add(f"![{title}]({image_dir}{plots_prefix}{name}.png)")
     return "\n".join(lines) + "\n"
 
@@ -465,11 +465,12 @@ def plots(data: dict, out_dir: str, prefix: str = "latest_") -> list[str]:
     fig.tight_layout()
     written.append(_save(fig, out_dir, f"{prefix}large.png", plt))
 
-    fig, axes = plt.subplots(3, 3, figsize=(15, 10))
+    fig, axes = plt.subplots(2, 5, figsize=(22, 7.6))
     for ax, name in zip(axes.flat, ["s3_list", "gcs_list", "file_list", "file_read", "file_write",
-                                    "s3_get_gzip", "gzip_decode", "transfer"], strict=False):
+                                    "s3_get_gzip", "gzip_decode", "transfer", "dask_transfer"],
+                        strict=False):
         bars(ax, name)
-    ax = axes.flat[8]
+    ax = axes.flat[9]
     imports = {k: v["import_ms"] for k, v in (data.get("imports") or {}).items() if v.get("import_ms")}
     if imports:
         names = list(imports)
@@ -481,7 +482,7 @@ def plots(data: dict, out_dir: str, prefix: str = "latest_") -> list[str]:
         ax.set_title("import time", fontsize=9)
     else:
         ax.set_axis_off()
-    fig.suptitle("Listing, local disk, gzip, transfer, import")
+    fig.suptitle("Listing, local disk, gzip, transfers (in one process and on Dask), import")
     fig.tight_layout()
     written.append(_save(fig, out_dir, f"{prefix}other.png", plt))
     return written
