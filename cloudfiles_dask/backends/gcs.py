@@ -29,11 +29,11 @@ Writes
     Objects up to ``composite_upload_threshold`` bytes are one ``uploadType=multipart`` request
     with ``md5Hash`` set, so the service rejects bytes damaged on the way; the md5 it answers is
     compared as well (for servers that store whatever arrives): a mismatch deletes the damaged
-    object and raises :class:`~cloudfiles_dask.exceptions.MD5IntegrityError`, never retried. Larger bytes, and
-    binary file handles that turn out larger (read part by part, never whole), become a
-    *composite upload*: parts of
-    ``composite_upload_threshold`` bytes (each sent with its crc32c rather than an md5: they never
-    need one, and crc32c costs a tenth of the CPU) uploaded in parallel (at most 4 in flight, which also
+    object and raises :class:`~cloudfiles_dask.exceptions.MD5IntegrityError`, never retried.
+    Larger bytes, and binary file handles that turn out larger (read part by part, never
+    whole), become a *composite upload*: parts of ``composite_upload_threshold`` bytes (each
+    sent with its crc32c rather than an md5: they never need one, and crc32c costs a tenth of
+    the CPU) uploaded in parallel (at most 4 in flight, which also
     bounds memory to about 5 parts) as STANDARD-class objects named
     ``<key>.cfdask-part-<16 hex>.<level>.<i>``, composed 32 at a time into a tree whose root is
     the final object (with the requested content type, cache control, storage class and
@@ -982,10 +982,11 @@ class GCSBackend(Backend):
         if answered and _canonical_b64(answered) != sent:
             kind, error = ("md5", MD5IntegrityError) if crc32c is None else ("crc32c", CRC32CIntegrityError)
             # no reader could tell: the damaged bytes would match the hash stored with them
-            self._remove_quietly([name], name)
+            deleted = self._remove_quietly([name], name)
             raise error(
                 f"{self._where(name)}: the service stored bytes with {kind} {answered}, the bytes "
-                f"sent have {kind} {sent}; the damaged object was deleted (write it again)"
+                f"sent have {kind} {sent}; the damaged object "
+                f"{'was deleted' if deleted else 'could not be deleted: delete it'} (write it again)"
             )
         return stored
 
@@ -1023,16 +1024,19 @@ class GCSBackend(Backend):
         return self._json(resp, target, "compose")
 
     def _remove_quietly(self, names: list[str], for_name: str) -> bool:
+        """Delete ``names`` (written while writing ``for_name``), best effort: False, and a
+        warning naming what was left behind, when that fails."""
         if not names:
             return True
         try:
             _retrying(self._delete_names, list(names))
             return True
         except Exception as e:  # noqa: BLE001 - best effort; say what was left behind
+            parts = sum(PART_MARK in n for n in names)
             _LOG.warning(
-                "Could not delete %d part(s) of the composite upload of %s (%s: %s); "
-                "clean_composite_parts() removes them.",
-                len(names), self._where(for_name), type(e).__name__, e,
+                "Could not delete %d object(s) written for %s (%s: %s): %s%s",
+                len(names), self._where(for_name), type(e).__name__, e, ", ".join(names[:3]),
+                "; clean_composite_parts() removes leftover parts" if parts else "",
             )
             return False
 
@@ -1107,10 +1111,11 @@ class _CompositeUpload:
         expected = base64.b64encode(checksum.digest()).decode()
         got = final.get("crc32c")
         if got and _canonical_b64(got) != expected:
-            self.backend._remove_quietly([self.name], self.name)
+            deleted = self.backend._remove_quietly([self.name], self.name)
             raise CRC32CIntegrityError(
                 f"{self.backend._where(self.name)}: the composed object's crc32c is {got}, the "
-                f"bytes uploaded have {expected}; the object was deleted"
+                f"bytes uploaded have {expected}; the object "
+                f"{'was deleted' if deleted else 'could not be deleted: delete it'}"
             )
 
     def _upload_parts(self, pool: Any, chunks: Iterable[Any], checksum: Any) -> list[str]:
