@@ -166,8 +166,8 @@ def main() -> int:
     sys.stdin.readline()
     setup_peak = _hwm_mb()  # imports, client, payload (VmHWM is per process, unlike ru_maxrss)
     hwm_reset = _reset_hwm()
-    helper_cpu = getattr(adapter, "helper_cpu_s", None)  # CPU of processes the client started
-    h0 = helper_cpu() if helper_cpu else 0.0
+    helper_cpu = getattr(adapter, "helper_cpu", None)  # (user, sys) of processes it started
+    h0 = helper_cpu() if helper_cpu else (0.0, 0.0)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     calls = 0
@@ -190,18 +190,19 @@ def main() -> int:
         result["traceback"] = traceback.format_exc()
     t1 = time.perf_counter()
     r1 = resource.getrusage(resource.RUSAGE_SELF)
-    helper_s = helper_cpu() - h0 if helper_cpu else 0.0
+    h1 = helper_cpu() if helper_cpu else (0.0, 0.0)
+    helper_user, helper_sys = h1[0] - h0[0], h1[1] - h0[1]
     per = max(calls, 1)
     result.update(
         calls=calls,
         wall_s=(t1 - t0) / per,
-        user_s=(r1.ru_utime - r0.ru_utime + helper_s) / per,
-        sys_s=(r1.ru_stime - r0.ru_stime) / per,
+        user_s=(r1.ru_utime - r0.ru_utime + helper_user) / per,
+        sys_s=(r1.ru_stime - r0.ru_stime + helper_sys) / per,
         peak_rss_mb=r1.ru_maxrss / 1024,
         timed_peak_rss_mb=_hwm_mb() if hwm_reset else None,
     )
     if helper_cpu:
-        result["helper_cpu_s"] = helper_s / per
+        result["helper_cpu_s"] = (helper_user + helper_sys) / per
     if setup_peak is not None and result["timed_peak_rss_mb"] is not None:
         result["life_peak_rss_mb"] = max(setup_peak, result["timed_peak_rss_mb"])
     result["cpu_s"] = result["user_s"] + result["sys_s"]

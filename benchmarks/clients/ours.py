@@ -92,7 +92,7 @@ class OursDask(Ours):
     each, so a worker overlaps two batches; every batch fans out on the CloudFiles' 20 threads
     inside its worker; the default batch size: about two batches per Dask thread). The cluster is
     started and every worker's clients are made before timing; the workers' CPU is added to the
-    client CPU (``helper_cpu_s``)."""
+    client CPU (``helper_cpu``)."""
 
     def __init__(self, spec: dict):
         super().__init__(spec)
@@ -120,14 +120,16 @@ class OursDask(Ours):
 
         self.client.run(warm_worker)
 
-    def helper_cpu_s(self) -> float:
-        def cpu() -> float:
+    def helper_cpu(self) -> tuple[float, float]:
+        """(user, system) CPU seconds the workers have used so far, summed."""
+        def cpu() -> tuple[float, float]:
             import resource
 
             usage = resource.getrusage(resource.RUSAGE_SELF)
-            return usage.ru_utime + usage.ru_stime
+            return usage.ru_utime, usage.ru_stime
 
-        return sum(self.client.run(cpu).values())
+        times = list(self.client.run(cpu).values())
+        return sum(u for u, _ in times), sum(s for _, s in times)
 
     def dask_transfer(self, keys: list[str], dest_dir: str) -> int:
         self._transfer(self.cf, "file://" + dest_dir, keys, client=self.client)
