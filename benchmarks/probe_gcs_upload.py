@@ -4,7 +4,7 @@ part of the side-by-side suite, and it changes nothing in the library).
 
 Run: ``.venv/bin/python benchmarks/probe_gcs_upload.py [--mib 256] [--reps 3] [--perf]``
 (any venv with this package; google-cloud-storage is optional, for row (e)). It starts its own
-fake-gcs-server (in-memory backend, 127.0.0.1 only), one per strategy, and uploads a random
+fake-gcs-server (as the benchmarks start it, 127.0.0.1 only), one per strategy, and uploads a random
 payload into a fresh bucket per repetition. Strategies:
 
 (a) ``CloudFiles.put`` as it is: a composite upload (parts of ``composite_upload_threshold``
@@ -544,7 +544,7 @@ def replace_section(text: str, tag: str, body: str) -> str:
 
 
 def timings_md(rows: list[dict], args, size: int) -> str:
-    lines = [f"One {size // MiB} MiB object from memory to fake-gcs-server (in-memory backend, 127.0.0.1) on "
+    lines = [f"One {size // MiB} MiB object from memory to fake-gcs-server (as the benchmarks start it, 127.0.0.1) on "
              f"{os.cpu_count()} cores; median of {args.reps} by wall time, each into a fresh bucket "
              f"(benchmarks/probe_gcs_upload.py, {time.strftime('%Y-%m-%d %H:%M')}), after "
              f"{args.full_warmups} untimed full-size upload(s) per strategy. MB/s = 1e6 bytes/s; CPU in "

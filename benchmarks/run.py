@@ -76,16 +76,10 @@ class Workload:
 def workloads(quick: bool, selftest: bool) -> list[Workload]:
     if selftest:
         n_small, n_list, big, n_files, n_gz, codec_mb = 50, 200, 4 * MiB, 200, 10, 4
-        n_gcs_list = n_list
     elif quick:
         n_small, n_list, big, n_files, n_gz, codec_mb = 200, 2000, 16 * MiB, 2000, 40, 16
-        n_gcs_list = n_list
     else:
         n_small, n_list, big, n_files, n_gz, codec_mb = 2000, 50_000, 256 * MiB, 20_000, 200, 64
-        # fake-gcs-server's in-memory backend makes every upload (and every object loaded at
-        # start) cost time in proportion to the bucket's size: 50 000 keys take ~10-25 min to
-        # seed there, so GCS listing uses 10 000 (loaded at server start).
-        n_gcs_list = 10_000
     small = 4 * KiB
     out: list[Workload] = []
     for backend, label, clients in (("s3", "S3", S3_SMALL), ("gcs", "GCS", GCS_SMALL)):
@@ -101,7 +95,7 @@ def workloads(quick: bool, selftest: bool) -> list[Workload]:
             Workload(f"{backend}_delete", f"{label} delete {n_small} x 4 KiB", group, "delete", backend,
                      clients, n_small, small, prefix=f"del-{backend}", seed_each=True),
         ]
-    for backend, label, clients, n in (("s3", "S3", S3_SMALL, n_list), ("gcs", "GCS", GCS_SMALL, n_gcs_list)):
+    for backend, label, clients, n in (("s3", "S3", S3_SMALL, n_list), ("gcs", "GCS", GCS_SMALL, n_list)):
         seed = {"prefix": f"list-{backend}", "n": n, "size": 16, "preload": backend == "gcs"}
         out.append(Workload(f"{backend}_list", f"{label} list {n} keys", "Listing", "list", backend,
                             clients, n, 16, unit="keys", prefix=f"list-{backend}", seed_once=seed))
@@ -110,8 +104,7 @@ def workloads(quick: bool, selftest: bool) -> list[Workload]:
             ("s3", "S3", "rclone serve s3", S3_LARGE, S3_LARGE_FILE),
             ("gcs", "GCS", "fake-gcs-server", GCS_LARGE, GCS_LARGE_FILE)):
         large = f"{label} one large object ({server})"
-        # GCS writes go to a fresh bucket each (fake-gcs-server keeps every object in memory;
-        # clean_after deletes what a run wrote)
+        # GCS writes go to a fresh bucket each (clean_after deletes what a run wrote)
         writes = {"fresh_prefix": backend == "gcs"}
         seed = {"prefix": "large", "key": "large/obj", "size": big}
         out += [
@@ -233,9 +226,9 @@ class Harness:
         return env
 
     def gcs_bucket(self, name: str) -> str:
-        """A bucket of its own on fake-gcs-server (made on first use). Its in-memory backend
-        gets slower per upload as a bucket grows, so workloads that write get fresh buckets
-        instead of sharing one (otherwise later clients would pay for earlier ones' objects)."""
+        """A bucket of its own on fake-gcs-server (made on first use): workloads that write get
+        fresh buckets instead of sharing one, so no client lists, reads or pays for another's
+        objects."""
         name = self.bucket_name(name)
         if name not in self.gcs_buckets:
             _servers.gcs_create_bucket(self.gcs.url, name)
