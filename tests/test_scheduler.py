@@ -46,6 +46,33 @@ def test_generator_is_consumed_lazily_with_bounded_threads():
     assert produced == list(range(200))
 
 
+def _wait_idle(count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(scheduler._idle) < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def test_worker_threads_are_reused_across_calls():
+    """Threads outlive a call and serve the next ones: no thread starts or exits per call (on
+    CPython < 3.11.9 a thread starting or exiting during ``sys._current_frames()`` can deadlock
+    the process, gh-106883; Dask workers call it 100 times a second)."""
+
+    def job(x):
+        time.sleep(0.002)
+        return threading.get_ident()
+
+    first = set(scheduler.run(job, list(range(40)), concurrency=4))
+    _wait_idle(4)
+    before = threading.active_count()
+    seen = set()
+    for _ in range(30):
+        seen |= set(scheduler.run(job, list(range(40)), concurrency=4))
+        _wait_idle(4)
+    assert threading.active_count() == before  # nothing started, nothing exited
+    alive = {t.ident for t in threading.enumerate() if t.name == "cfdask-worker"}
+    assert first <= alive and seen <= alive  # the first call's threads are still there, reused
+
+
 def test_first_error_stops_the_run_and_is_raised():
     started = []
 

@@ -7,14 +7,22 @@ Rules (see ARCHITECTURE.md, "Concurrency rules of thumb"):
   and no per-unit future is allocated;
 - the first error stops the run (workers finish the unit in hand, take no new one) and is
   re-raised on the calling thread; later errors are attached to it as notes;
-- results come back in input order.
+- results come back in input order;
+- OS threads are reused: a worker thread that finishes its part of a call waits, idle, for the
+  next call in this process instead of exiting (at most :data:`MAX_IDLE_THREADS` wait). Besides
+  the start-up cost saved on every call, this keeps thread creation and exit out of long runs:
+  on CPython before 3.11.9 (gh-106883) a thread starting or exiting while another thread runs
+  ``sys._current_frames()`` (Dask's worker profiler does, 100 times a second) can deadlock the
+  whole process, and a Dask worker running many batches used to start threads for each one.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from queue import SimpleQueue
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -70,14 +78,54 @@ def _raise_first(errors: list[BaseException]) -> None:
     raise first
 
 
+#: Idle worker threads kept for later calls; more than this many idle ones exit.
+MAX_IDLE_THREADS = 256
+
+_idle: list[SimpleQueue] = []  # the inboxes of idle worker threads
+_idle_lock = threading.Lock()
+
+
+def _worker_main(inbox: SimpleQueue) -> None:
+    """A reusable worker thread: run each task put in ``inbox``, then wait idle for the next."""
+    while True:
+        task = inbox.get()
+        task()  # never raises: the task records its own errors
+        with _idle_lock:
+            if len(_idle) >= MAX_IDLE_THREADS:
+                return
+            _idle.append(inbox)
+
+
+def _hand_out(task: Callable[[], None]) -> None:
+    """Run ``task`` on an idle worker thread, or on a new one when none is idle."""
+    with _idle_lock:
+        inbox = _idle.pop() if _idle else None
+    if inbox is None:
+        inbox = SimpleQueue()
+        threading.Thread(target=_worker_main, args=(inbox,), name="cfdask-worker", daemon=True).start()
+    inbox.put(task)
+
+
+def _forget_idle_after_fork() -> None:
+    global _idle_lock
+    _idle.clear()  # their threads do not exist in the child
+    _idle_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_idle_after_fork)
+
+
 def _run_threads(fn: Callable[[T], R], units: Iterable[T], concurrency: int) -> list[R]:
     source = enumerate(units)
     take = threading.Lock()
     done: list[tuple[int, R]] = []
     errors: list[BaseException] = []
     stop = threading.Event()
+    finished = threading.Event()
+    running = [concurrency]
 
-    def worker() -> None:
+    def work() -> None:
         while not stop.is_set():
             with take:
                 try:
@@ -95,13 +143,20 @@ def _run_threads(fn: Callable[[T], R], units: Iterable[T], concurrency: int) -> 
                 stop.set()
                 return
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
+    def task() -> None:
+        try:
+            work()
+        finally:
+            with take:
+                running[0] -= 1
+                if not running[0]:
+                    finished.set()
+
+    for _ in range(concurrency):
+        _hand_out(task)
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.25)  # a timed join keeps Ctrl-C working
+        while not finished.wait(0.25):  # a timed wait keeps Ctrl-C working
+            pass
     except BaseException:
         stop.set()
         raise
