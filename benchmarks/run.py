@@ -19,6 +19,7 @@ import platform
 import queue
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -262,6 +263,7 @@ class Harness:
                 [self.python, os.path.join(HERE, "worker.py"), json.dumps(spec), out_path],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=self.env(),
                 cwd=self.tmp, text=True, bufsize=1,
+                start_new_session=True,  # its own process group: a timeout kills its children too
             )
         lines: queue.Queue = queue.Queue()
 
@@ -278,9 +280,7 @@ class Harness:
         try:
             return self._drive(proc, lines, out_path, log_path, busy_before, load_before)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _kill_group(proc)
 
     def _drive(self, proc, lines: queue.Queue, out_path: str, log_path: str, busy_before: float,
                load_before) -> dict:
@@ -313,13 +313,12 @@ class Harness:
             record["machine_busy_s"] = m1 - m0
         else:
             second = first
-        if second in ("@@TIMEOUT",):
-            proc.kill()
+        if second == "@@TIMEOUT":
+            _kill_group(proc)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _kill_group(proc)
         try:
             with open(out_path) as f:
                 record.update(json.load(f))
@@ -464,6 +463,14 @@ class Harness:
             shutil.rmtree(os.path.join(self.file_root, spec["prefix"]), ignore_errors=True)
         if wl.backend == "gcs" and wl.op in ("put_large", "put_file"):
             _servers.gcs_delete_object(self.gcs.url, spec["gcs"]["bucket"], spec["key"])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill a worker and every process it started (a Dask worker's nanny and workers) that is
+    still in its process group; a no-op for what has already exited."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def describe_run(wl: Workload, r: dict) -> str:
