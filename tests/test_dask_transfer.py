@@ -112,6 +112,25 @@ def test_s3_to_disk_and_disk_to_gcs(client, tmp_path, rclone_server, gcs_server)
         assert gzip.decompress(stored) == data[key]
 
 
+def _idle_engine_threads() -> int:
+    from cloudfiles_dask._engine import scheduler
+
+    return len(scheduler._idle)
+
+
+def test_every_worker_starts_its_engine_threads_before_the_tasks_run(client, tmp_path):
+    """Threads started while tasks run can deadlock a worker on CPython < 3.11.9 (gh-106883,
+    with Dask's profiler): every worker starts its Dask threads x num_threads engine threads up
+    front, even a worker given no batch, and the tasks reuse them."""
+    src, data = _local_source(tmp_path, 3)
+    dest = CloudFiles(f"file://{tmp_path}/out", num_threads=37)  # an otherwise unused count
+    assert transfer(src, dest, client=client) == 3  # one batch of 3: at most 3 threads needed
+    idle = client.run(_idle_engine_threads)
+    nthreads = client.nthreads()
+    assert len(idle) == 2
+    assert all(idle[w] >= nthreads[w] * 37 for w in idle), (idle, nthreads)
+
+
 def test_a_worker_killed_mid_transfer_costs_nothing(client, tmp_path):
     src, data = _local_source(tmp_path, 1500)
     before = set(client.scheduler_info()["workers"])

@@ -73,6 +73,18 @@ def test_worker_threads_are_reused_across_calls():
     assert first <= alive and seen <= alive  # the first call's threads are still there, reused
 
 
+def test_prestart_leaves_that_many_idle_threads_and_starts_only_the_missing_ones():
+    _wait_idle(0)
+    have = len(scheduler._idle)
+    assert scheduler.prestart(have + 7) == 7
+    assert len(scheduler._idle) == have + 7
+    assert scheduler.prestart(have + 7) == 0
+    assert scheduler.prestart(3) == 0
+    before = threading.active_count()
+    scheduler.run(lambda x: x, list(range(50)), concurrency=have + 7)  # served by idle threads
+    assert threading.active_count() == before
+
+
 def test_first_error_stops_the_run_and_is_raised():
     started = []
 

@@ -96,14 +96,34 @@ def _worker_main(inbox: SimpleQueue) -> None:
             _idle.append(inbox)
 
 
+def _new_worker() -> SimpleQueue:
+    """Start a reusable worker thread; returns its inbox (``Thread.start`` returns once the
+    thread runs)."""
+    inbox: SimpleQueue = SimpleQueue()
+    threading.Thread(target=_worker_main, args=(inbox,), name="cfdask-worker", daemon=True).start()
+    return inbox
+
+
 def _hand_out(task: Callable[[], None]) -> None:
     """Run ``task`` on an idle worker thread, or on a new one when none is idle."""
     with _idle_lock:
         inbox = _idle.pop() if _idle else None
     if inbox is None:
-        inbox = SimpleQueue()
-        threading.Thread(target=_worker_main, args=(inbox,), name="cfdask-worker", daemon=True).start()
+        inbox = _new_worker()
     inbox.put(task)
+
+
+def prestart(count: int) -> int:
+    """Make sure at least ``count`` reusable worker threads (at most :data:`MAX_IDLE_THREADS`)
+    are idle, starting the missing ones now; returns how many were started. For Dask workers:
+    threads started before any task runs are not started while Dask's profiler samples the
+    running tasks' frames (see the module docstring)."""
+    with _idle_lock:
+        missing = min(count, MAX_IDLE_THREADS) - len(_idle)
+    fresh = [_new_worker() for _ in range(missing)]
+    with _idle_lock:
+        _idle.extend(fresh)
+    return len(fresh)
 
 
 def _forget_idle_after_fork() -> None:

@@ -9,6 +9,11 @@ batch (``num_threads`` threads per task), so every strategy of ``CloudFiles.tran
 inside a batch: server-side copies, streamed downloads to disk, uploads from file handles,
 no recompression unless ``reencode`` asks for it.
 
+Before the first task, every worker starts the engine threads its tasks will use (its Dask
+threads x ``num_threads``), and the engine reuses them from then on: no thread is started while
+tasks run. On CPython before 3.11.9 a thread started while Dask's profiler samples the running
+tasks' frames can deadlock the worker process (gh-106883); this was seen here with 4 workers.
+
 Writes are atomic and a batch can be run twice without harm, so when a worker dies Dask simply
 runs its batches again elsewhere (up to its ``distributed.scheduler.allowed-failures``
 setting).
@@ -20,7 +25,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .._engine import jobs
+from .._engine import jobs, scheduler
 from .._engine.processes import block_size_for
 from .._engine.progress import ProgressEvent, make_progress
 from ..backends.base import batched
@@ -63,6 +68,14 @@ def _refuse_memory(client: Any, *cfs: CloudFiles) -> None:
             f"other processes (pids {sorted(pids)}); use file:// or a cloud store, or a cluster "
             f"with processes=False"
         )
+
+
+def _prestart_threads(per_task: int, dask_worker: Any = None) -> int:
+    """Run by ``client.run`` on every worker, outside any task: start the engine threads that
+    its tasks will use (see the module docstring)."""
+    state = getattr(dask_worker, "state", None)
+    tasks = getattr(state, "nthreads", None) or getattr(dask_worker, "nthreads", None) or 1
+    return scheduler.prestart(tasks * per_task)
 
 
 class _Tally:
@@ -135,6 +148,8 @@ def transfer(
     client = _client(client)
     distributed = _distributed()
     _refuse_memory(client, src, dest)
+    if not (src.green or dest.green):
+        client.run(_prestart_threads, max(src.num_threads, dest.num_threads))
     if paths is None:
         paths = src.list()
     elif not jobs.is_many(paths):
