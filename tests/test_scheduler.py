@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -83,6 +85,18 @@ def test_prestart_leaves_that_many_idle_threads_and_starts_only_the_missing_ones
     before = threading.active_count()
     scheduler.run(lambda x: x, list(range(50)), concurrency=have + 7)  # served by idle threads
     assert threading.active_count() == before
+
+
+def test_idle_threads_keep_nothing_of_a_finished_call_alive():
+    class Result:
+        pass
+
+    results = scheduler.run(lambda x: Result(), list(range(16)), concurrency=4)
+    _wait_idle(4)
+    refs = [weakref.ref(r) for r in results]
+    del results
+    gc.collect()
+    assert all(ref() is None for ref in refs)
 
 
 def test_first_error_stops_the_run_and_is_raised():

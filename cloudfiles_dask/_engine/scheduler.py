@@ -90,6 +90,7 @@ def _worker_main(inbox: SimpleQueue) -> None:
     while True:
         task = inbox.get()
         task()  # never raises: the task records its own errors
+        task = None  # an idle thread must not keep the finished call's results or inputs alive
         with _idle_lock:
             if len(_idle) >= MAX_IDLE_THREADS:
                 return
