@@ -470,6 +470,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
     still in its process group; a no-op for what has already exited."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:  # the group could not be signalled: the worker itself, at least
+        proc.kill()
     proc.wait()
 
 

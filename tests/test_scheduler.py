@@ -48,9 +48,16 @@ def test_generator_is_consumed_lazily_with_bounded_threads():
     assert produced == list(range(200))
 
 
-def _wait_idle(count: int) -> None:
+def _pool_threads() -> set[int]:
+    """The reusable worker threads alive now, by identity."""
+    return {t.ident for t in threading.enumerate() if t.name == "cfdask-worker"}
+
+
+def _settle() -> None:
+    """Wait until every worker thread has gone back to idle (a thread rejoins the idle set just
+    after its part of a call ends, so right after ``run`` returns some may still be on the way)."""
     deadline = time.monotonic() + 5
-    while len(scheduler._idle) < count and time.monotonic() < deadline:
+    while len(scheduler._idle) < len(_pool_threads()) and time.monotonic() < deadline:
         time.sleep(0.005)
 
 
@@ -64,27 +71,27 @@ def test_worker_threads_are_reused_across_calls():
         return threading.get_ident()
 
     first = set(scheduler.run(job, list(range(40)), concurrency=4))
-    _wait_idle(4)
-    before = threading.active_count()
+    _settle()
+    pool = _pool_threads()
     seen = set()
     for _ in range(30):
         seen |= set(scheduler.run(job, list(range(40)), concurrency=4))
-        _wait_idle(4)
-    assert threading.active_count() == before  # nothing started, nothing exited
-    alive = {t.ident for t in threading.enumerate() if t.name == "cfdask-worker"}
-    assert first <= alive and seen <= alive  # the first call's threads are still there, reused
+        _settle()
+    assert _pool_threads() == pool  # the same threads: none started, none exited
+    assert first <= pool and seen <= pool  # every call ran on them
 
 
 def test_prestart_leaves_that_many_idle_threads_and_starts_only_the_missing_ones():
-    _wait_idle(0)
+    _settle()
     have = len(scheduler._idle)
     assert scheduler.prestart(have + 7) == 7
     assert len(scheduler._idle) == have + 7
     assert scheduler.prestart(have + 7) == 0
     assert scheduler.prestart(3) == 0
-    before = threading.active_count()
+    pool = _pool_threads()
     scheduler.run(lambda x: x, list(range(50)), concurrency=have + 7)  # served by idle threads
-    assert threading.active_count() == before
+    _settle()
+    assert _pool_threads() == pool
 
 
 def test_idle_threads_keep_nothing_of_a_finished_call_alive():
@@ -92,7 +99,7 @@ def test_idle_threads_keep_nothing_of_a_finished_call_alive():
         pass
 
     results = scheduler.run(lambda x: Result(), list(range(16)), concurrency=4)
-    _wait_idle(4)
+    _settle()
     refs = [weakref.ref(r) for r in results]
     del results
     gc.collect()

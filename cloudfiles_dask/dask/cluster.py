@@ -10,7 +10,7 @@ inside a batch: server-side copies, streamed downloads to disk, uploads from fil
 no recompression unless ``reencode`` asks for it.
 
 Before the first task, every worker starts the engine threads its tasks will use (its Dask
-threads x ``num_threads``), and the engine reuses them from then on: no thread is started while
+threads x the destination's ``num_threads``), and the engine reuses them from then on: no thread is started while
 tasks run. On CPython before 3.11.9 a thread started while Dask's profiler samples the running
 tasks' frames can deadlock the worker process (gh-106883); this was seen here with 4 workers.
 
@@ -148,8 +148,8 @@ def transfer(
     client = _client(client)
     distributed = _distributed()
     _refuse_memory(client, src, dest)
-    if not (src.green or dest.green):
-        client.run(_prestart_threads, max(src.num_threads, dest.num_threads))
+    if not dest.green:  # the batches run on the destination's runner
+        client.run(_prestart_threads, dest.num_threads)
     if paths is None:
         paths = src.list()
     elif not jobs.is_many(paths):
