@@ -8,6 +8,7 @@ The generic behaviour every backend shares is in tests/contract/test_s3_backend.
 
 from __future__ import annotations
 
+import base64
 import bz2
 import gzip
 import hashlib
@@ -26,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from uuid import uuid4
 
 import brotli
+import google_crc32c
 import pytest
 import zstandard
 from werkzeug import Response
@@ -37,6 +39,7 @@ from cloudfiles_dask.backends import s3
 from cloudfiles_dask.backends.base import PutMeta
 from cloudfiles_dask.exceptions import (
     AuthorizationError,
+    CRC32CIntegrityError,
     MD5IntegrityError,
     UnsupportedCompressionType,
 )
@@ -328,7 +331,8 @@ def hwm():
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
 
 cf = CloudFiles(sys.argv[1])
-cf.get("warm-up/missing")  # client, connections and imports are not part of the read
+cf.get("warm-up/missing")  # clients, connections and imports are not part of the read:
+cf.head("warm-up/missing")  # obstore's store and botocore's client (large reads use both)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # the high-water mark starts again from what the process holds now
 before = hwm()
@@ -337,9 +341,136 @@ print(len(data), hwm() - before)
 """
 
 
+@pytest.fixture
+def small_ranges(monkeypatch):
+    """Ranged reads from 1 MiB on, in 256 KiB ranges (the real sizes need 32 MiB objects)."""
+    monkeypatch.setattr(s3, "RANGED_READ_THRESHOLD", MiB)
+    monkeypatch.setattr(s3, "RANGE_PART", 256 * 1024)
+
+
+def _count_ranges(monkeypatch) -> list[int]:
+    """The start of every ranged GET a large read sends, recorded as it is sent."""
+    starts: list[int] = []
+    real = s3.S3Backend._fill_range
+
+    def counted(self, full, view, start, size, etag):
+        starts.append(start)
+        return real(self, full, view, start, size, etag)
+
+    monkeypatch.setattr(s3.S3Backend, "_fill_range", counted)
+    return starts
+
+
+@pytest.mark.parametrize("server", ["rclone", "moto"])  # rclone answers a Range with 200, moto 206
+def test_uploads_store_a_crc32c_and_large_reads_use_ranges(server, rclone_server, moto_server,
+                                                           s3_env, small_ranges, monkeypatch,
+                                                           tmp_path):
+    """Bytes uploaded (one PUT or multipart, compressed or not) carry the crc32c of the stored
+    bytes as user metadata; a full read is checked with it and, for a large object, fetched as
+    parallel ranges, to memory and to a file, with every byte in place."""
+    srv = rclone_server if server == "rclone" else moto_server
+    bucket = srv.new_bucket()
+    cf = CloudFiles(f"s3://{srv.endpoint}/{bucket}/", composite_upload_threshold=2 * MiB)
+    payload = os.urandom(3 * MiB + 12345)  # not a whole number of ranges
+    cf.puts([("one", payload[: MiB // 2]), ("multi", payload), ("edge", payload[: MiB + 1])],
+            compress=None)
+    cf.put("gz", payload[:100_000], compress="gzip")
+    admin = srv.admin()
+    for key, stored in [("one", payload[: MiB // 2]), ("multi", payload),
+                        ("gz", admin.get_object(Bucket=bucket, Key="gz")["Body"].read())]:
+        meta = admin.head_object(Bucket=bucket, Key=key)["Metadata"]
+        assert {k.lower(): v for k, v in meta.items()} == {
+            s3.CRC_METADATA: base64.b64encode(google_crc32c.value(stored).to_bytes(4, "big")).decode()}
+    assert cf.backend.get("multi").hash_type == "crc32c"
+    starts = _count_ranges(monkeypatch)
+    assert cf.get("multi") == payload
+    assert sorted(starts) == list(range(256 * 1024, len(payload), 256 * 1024))  # 0 came with the GET
+    del starts[:]
+    cf.transfer_to(f"file://{tmp_path}", paths=["multi"])
+    assert (tmp_path / "multi").read_bytes() == payload
+    assert len(starts) == 12
+    assert s3._range_helpers_free[0] == s3.RANGE_HELPERS  # all given back
+    del starts[:]
+    assert cf.get("edge") == payload[: MiB + 1]  # just past the threshold: ranges too
+    assert len(starts) == 4
+    del starts[:]
+    assert cf.get("one") == payload[: MiB // 2] and cf.get("gz") == payload[:100_000]
+    assert starts == []  # small: one GET
+
+
+def test_large_reads_without_a_crc32c_are_one_stream_checked_by_etag(rclone_server, s3_env,
+                                                                     small_ranges, monkeypatch,
+                                                                     tmp_path):
+    """No stored crc32c (another tool's upload, or a file handle too large to read twice): one
+    GET, hashed with md5 as it arrives; and so when another read holds every range helper."""
+    bucket = rclone_server.new_bucket()
+    cf = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}/", composite_upload_threshold=2 * MiB)
+    payload = os.urandom(3 * MiB)
+    rclone_server.admin().put_object(Bucket=bucket, Key="theirs", Body=payload)
+    src = tmp_path / "src"
+    src.write_bytes(payload)
+    with open(src, "rb") as f:
+        cf.put("handle", f, compress=None)
+    cf.put("ours", payload, compress=None)
+    starts = _count_ranges(monkeypatch)
+    for key in ["theirs", "handle"]:
+        assert cf.backend.get(key).hash_type == "etag"
+        assert cf.get(key) == payload
+    monkeypatch.setattr(s3, "_range_helpers_free", [1])  # the others are lent out
+    assert cf.get("ours") == payload
+    assert starts == []
+
+
+def test_ranges_survive_faults_and_damage_is_caught(proxied, small_ranges, monkeypatch):
+    """A range cut short is fetched again on its own; a damaged range fails the crc32c, and
+    the whole read is made once more before CRC32CIntegrityError; never wrong bytes."""
+    proxy, cf, plan = proxied
+    payload = os.urandom(2 * MiB)
+    cf.put("big", payload, compress=None)
+    starts = _count_ranges(monkeypatch)
+    plan[:] = [None, "truncate"]  # the first GET is whole, the next one a range
+    assert cf.get("big") == payload
+    assert proxy.injected["truncate"] == 1 and len(starts) == 7  # that range retried within
+    plan[:] = [None, "flip"]  # damaged once: the second read is right
+    assert cf.get("big") == payload
+    assert proxy.injected["flip"] == 1
+    plan[:] = ["flip"] * 100
+    with pytest.raises(CRC32CIntegrityError, match="/big"):
+        cf.get("big")
+    assert s3._range_helpers_free[0] == s3.RANGE_HELPERS
+
+
+def test_an_object_replaced_during_a_ranged_read_is_read_again(rclone_server, s3_env,
+                                                               small_ranges, monkeypatch):
+    """Ranges must all come from one object: when its ETag changes mid-read the read starts
+    again (rclone ignores If-Match, so the ETag of every range is compared too)."""
+    bucket = rclone_server.new_bucket()
+    cf = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}/")
+    old, new = os.urandom(2 * MiB), os.urandom(2 * MiB)
+    cf.put("obj", old, compress=None)
+    real = s3.S3Backend._fill_range
+    calls = []
+
+    def replacing(self, full, view, start, size, etag):
+        calls.append(etag)
+        if len(calls) == 1:
+            crc = base64.b64encode(google_crc32c.value(new).to_bytes(4, "big")).decode()
+            rclone_server.admin().put_object(Bucket=bucket, Key=full, Body=new,
+                                             Metadata={s3.CRC_METADATA: crc})
+        return real(self, full, view, start, size, etag)
+
+    monkeypatch.setattr(s3.S3Backend, "_fill_range", replacing)
+    assert cf.get("obj") == new
+    assert len(set(calls)) == 2  # ranges of the old object, then all of the new one
+    with pytest.raises(s3._Replaced, match="replaced while it was read"):
+        etag = cf.backend.head("obj")["ETag"]
+        cf.backend._fill_range("obj", memoryview(bytearray(10)), 0, 2 * MiB, etag[::-1])
+
+
 def test_large_get_holds_the_object_about_once(rclone_server, s3_env):
-    """A 64 MiB GET to memory (obstore, hashed as it streams) costs about the object in memory,
-    not the object twice (pieces plus their join). Measured as the process's high-water mark."""
+    """A 64 MiB GET to memory (read in parallel ranges into one buffer, which becomes the bytes
+    returned) costs about the object in memory, not the object twice (pieces plus their join).
+    Measured as the process's high-water mark."""
     if not os.path.exists("/proc/self/clear_refs"):
         pytest.skip("needs Linux's /proc/self/clear_refs")
     bucket = rclone_server.new_bucket()
@@ -859,24 +990,36 @@ def test_truncated_bodies_never_come_back_short(proxied, monkeypatch):
         cf.get({"path": "obj", "start": 10, "end": 90_000})
 
 
+def _without_crc(monkeypatch) -> None:
+    """Uploads from now on store no crc32c (like any other tool's): reads check the ETag."""
+    monkeypatch.setattr(s3, "_with_crc", lambda params, data: params)
+
+
+@pytest.mark.parametrize("stored", ["crc32c", "etag"])
 @pytest.mark.parametrize("size", [50_000, 3 * MiB])  # 3 MiB: hashed while streaming in
-def test_damaged_bytes_fail_the_etag_check(proxied, transport, size, tmp_path):
+def test_damaged_bytes_fail_the_check(proxied, transport, size, stored, tmp_path, monkeypatch):
+    """Our uploads store a crc32c, which reads check; other objects are checked by ETag."""
+    if stored == "etag":
+        _without_crc(monkeypatch)
+    error = CRC32CIntegrityError if stored == "crc32c" else MD5IntegrityError
     proxy, cf, plan = proxied
     payload = os.urandom(size)
     cf.put("obj", payload)
+    assert cf.backend.get("obj").hash_type == stored
     plan[:] = ["flip", "flip"]  # a download to disk is checked the same way
-    with pytest.raises(MD5IntegrityError):
+    with pytest.raises(error):
         cf.transfer_to(f"file://{tmp_path}", paths=["obj"])
     assert not (tmp_path / "obj").exists()
     plan[:] = ["flip"]  # damaged once: read again, and the second read is right
     assert cf.get("obj") == payload
     plan[:] = ["flip", "flip"]
-    with pytest.raises(MD5IntegrityError, match="/obj"):
+    with pytest.raises(error, match="/obj"):
         cf.get("obj")
     assert proxy.injected["flip"] == 5
 
 
 def test_multipart_etag_and_bad_md5_through_the_engine(moto_server, s3_env, monkeypatch):
+    _without_crc(monkeypatch)
     bucket = moto_server.new_bucket()
     cf = CloudFiles(f"s3://{moto_server.endpoint}/{bucket}/", composite_upload_threshold=6 * MiB)
     payload = os.urandom(10 * MiB)

@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 
+from ..backends.base import crc32c_b64, crc32c_hasher
 from ..exceptions import CRC32CIntegrityError, IntegrityError, MD5IntegrityError
 
 __all__ = ["IntegrityError", "matches", "matches_file", "mismatch", "mismatch_file"]
@@ -29,10 +30,6 @@ def md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def crc32c_b64(data: bytes) -> str:
-    import google_crc32c
-
-    return base64.b64encode(google_crc32c.value(bytes(data)).to_bytes(4, "big")).decode()
 
 
 def multipart_etag(data: bytes, part_size: int) -> str:
@@ -65,11 +62,14 @@ def _whole_md5(expected: str, hash_type: str) -> str | None:
 
 
 def matches(data: bytes, expected: str, hash_type: str, part_size: int | None = None,
-            md5: str | None = None) -> bool:
-    """Whether ``data`` has the checksum ``expected``. ``md5``: the hex md5 of ``data`` if the
-    backend computed it while the bytes arrived (spares a second pass over large objects)."""
+            md5: str | None = None, crc32c: str | None = None) -> bool:
+    """Whether ``data`` has the checksum ``expected``. ``md5`` / ``crc32c``: the hex md5 /
+    base64 crc32c of ``data`` if the backend computed it while the bytes arrived (spares a
+    second pass over large objects)."""
     if md5 is not None and (whole := _whole_md5(expected, hash_type)) is not None:
         return md5 == whole
+    if crc32c is not None and hash_type == "crc32c":
+        return crc32c == expected
     if hash_type == "md5":
         return md5_hex(data) == expected.lower()
     if hash_type == "crc32c":
@@ -120,21 +120,21 @@ def _file_multipart_etag(path: str, part_size: int) -> str:
 
 
 def matches_file(path: str, expected: str, hash_type: str, part_size: int | None = None,
-                 md5: str | None = None) -> bool:
+                 md5: str | None = None, crc32c: str | None = None) -> bool:
     """:func:`matches` for a file on disk, read in chunks (memory stays small)."""
     if md5 is not None and (whole := _whole_md5(expected, hash_type)) is not None:
         return md5 == whole
+    if crc32c is not None and hash_type == "crc32c":
+        return crc32c == expected
     if hash_type == "md5" or (hash_type == "etag" and _PLAIN_ETAG.match(expected.strip('"').lower())):
         digest = hashlib.md5(usedforsecurity=False)
         for chunk in _file_chunks(path):
             digest.update(chunk)
         return digest.hexdigest() == expected.strip('"').lower()
     if hash_type == "crc32c":
-        import google_crc32c
-
-        checksum = google_crc32c.Checksum()
+        checksum = crc32c_hasher()
         for chunk in _file_chunks(path):
-            checksum.update(bytes(chunk))  # google_crc32c takes only immutable bytes
+            checksum.update(chunk)
         return base64.b64encode(checksum.digest()).decode() == expected
     if hash_type == "etag":
         etag = expected.strip('"').lower()

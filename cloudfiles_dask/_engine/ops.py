@@ -55,7 +55,8 @@ def fetch(backend: Backend, unit: ReadUnit, part_size: int | None = None) -> Blo
         blob = call(backend, backend.get, unit.path, unit.start, unit.end)
         if blob is None or blob.hash is None or unit.ranged:
             return blob
-        if integrity.matches(blob.content, blob.hash, blob.hash_type, part_size, blob.md5):
+        if integrity.matches(blob.content, blob.hash, blob.hash_type, part_size, blob.md5,
+                             blob.crc32c):
             return blob
     raise integrity.mismatch(backend.url(unit.path), blob.hash, blob.hash_type, blob.content)
 
@@ -339,7 +340,8 @@ def _transfer_by_stream(
                         f"{src.url(src_key)}: the download holds {got} bytes, the object {blob.size}"
                         + (" (the partial file of an earlier download did not fit it)" if resumable else "")
                     )
-            if blob.hash and not integrity.matches_file(path, blob.hash, blob.hash_type, md5=blob.md5):
+            if blob.hash and not integrity.matches_file(path, blob.hash, blob.hash_type, md5=blob.md5,
+                                                          crc32c=blob.crc32c):
                 raise integrity.mismatch_file(path, src.url(src_key), blob.hash, blob.hash_type)
 
         try:

@@ -11,6 +11,8 @@ Required primitives: :meth:`Backend.get`, :meth:`Backend.put`, :meth:`Backend.he
 
 from __future__ import annotations
 
+import base64
+import functools
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -32,6 +34,7 @@ class Blob:
     hash_type: str | None = None  # "md5" | "crc32c" | "etag" (S3) | None; see _engine.integrity
     size: int | None = None  # stored size of the whole object, when a streamed read knows it
     md5: str | None = None  # hex md5 of exactly the bytes received (returned or streamed), if known
+    crc32c: str | None = None  # base64 crc32c of exactly the bytes received, if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +226,33 @@ def backend_class(protocol: str) -> type[Backend]:
     cls = getattr(importlib.import_module(module_name), class_name)
     _loaded[protocol] = cls
     return cls
+
+
+@functools.lru_cache(maxsize=1)
+def crc32c_is_fast() -> bool:
+    """Whether the crc32c package is there to compute checksums in C (~10 GB/s here with the
+    CPU's crc32 instruction, ~1.5 GB/s without, against md5's ~0.6 GB/s): reads are checked
+    with a crc32c rather than an md5 only when it is."""
+    try:
+        import crc32c  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def crc32c_b64(data: Any) -> str:
+    """The base64 big-endian crc32c of any bytes-like ``data`` (the GIL is released for large
+    buffers)."""
+    import crc32c
+
+    return base64.b64encode(crc32c.crc32c(data).to_bytes(4, "big")).decode("ascii")
+
+
+def crc32c_hasher() -> Any:
+    """A hashlib-like crc32c (``update``, ``digest`` big-endian); see :func:`crc32c_b64`."""
+    import crc32c
+
+    return crc32c.CRC32CHash()
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

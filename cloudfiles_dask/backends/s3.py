@@ -20,6 +20,21 @@ Cost and behaviour, plainly:
   process, shared by every backend that matches, made on first use and again after a fork. The
   connection pool holds ``max(10, num_threads)`` connections (grown if a later user needs more).
   botocore does not retry (``total_max_attempts=1``): the engine owns the retry policy.
+- Every upload of bytes in memory (one PUT or multipart) stores the crc32c of the stored bytes
+  as user metadata, ``x-amz-meta-cfdask-crc32c`` (:data:`CRC_METADATA`; a server-side copy
+  keeps it). A full read of an object that has it is checked with it: a tenth of md5's CPU,
+  and, unlike an md5 ETag, it does not need the bytes in order. Other objects (other tools'
+  uploads, and file handles above the threshold, whose crc32c would cost a second read of the
+  file before the upload) are checked by ETag as before.
+- A full read of an object of :data:`RANGED_READ_THRESHOLD` bytes or more that carries the
+  crc32c is read as ranges of :data:`RANGE_PART` bytes, :data:`RANGES_IN_FLIGHT` at once: the
+  first from the GET already open, the others by ranged GETs (botocore's, since obstore refuses
+  the ``200`` with a Content-Range that rclone answers a Range with), each required to have the
+  first one's ETag (and sent ``If-Match``); if the object is replaced meanwhile the whole read
+  starts again. To memory the ranges land in place in one buffer that becomes the bytes
+  returned (the object is held once); to a file they are written in order through a few
+  part-sized buffers. The threads come from the engine's reusable pool, at most
+  :data:`RANGE_HELPERS` per process: a read that finds none free is one stream.
 - A full read is one GET (no HEAD); it returns the ETag for the engine's integrity check.
   Ranged reads are one GET with a ``Range`` header; only a range that needs the size (a negative
   ``end``, or a negative ``start`` with an ``end``) costs a HEAD first, and an empty range costs a
@@ -53,10 +68,12 @@ chained to the botocore error. Secrets never appear in messages, reprs or logs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -74,7 +91,16 @@ from ..exceptions import (
     UnsupportedCompressionType,
 )
 from . import _obstore
-from .base import Backend, BackendOptions, Blob, PutMeta, SkipWriter
+from .base import (
+    Backend,
+    BackendOptions,
+    Blob,
+    PutMeta,
+    SkipWriter,
+    crc32c_b64,
+    crc32c_hasher,
+    crc32c_is_fast,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +122,19 @@ LIST_PAGE_SIZE = 1000
 #: Bytes read from a response body at a time when streaming a download into a file.
 STREAM_CHUNK = 1 * MiB
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+#: User metadata (``x-amz-meta-cfdask-crc32c``) holding the base64 crc32c of the stored bytes.
+#: Written with every upload of bytes in memory; a full read checks it instead of the ETag's
+#: md5 (a tenth of the CPU), which also lets a large read be split into parallel ranges.
+CRC_METADATA = "cfdask-crc32c"
+#: Full reads of objects at least this large that carry :data:`CRC_METADATA` are fetched as
+#: ranges of :data:`RANGE_PART` bytes, :data:`RANGES_IN_FLIGHT` at once.
+RANGED_READ_THRESHOLD = 32 * MiB
+RANGE_PART = 8 * MiB
+RANGES_IN_FLIGHT = 4
+#: Threads one process lends to ranged reads at once, however many reads run: a read that
+#: finds none free is one stream (many reads at once are parallel already).
+RANGE_HELPERS = 8
+_CRC_B64 = re.compile(r"^[A-Za-z0-9+/]{6}==$")
 
 _AUTH_CODES = frozenset(
     {
@@ -131,6 +170,13 @@ _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 #: PUT parameters (botocore names) and the obstore attributes that carry them.
 _ATTRIBUTES = (("ContentType", "Content-Type"), ("ContentEncoding", "Content-Encoding"),
                ("CacheControl", "Cache-Control"), ("StorageClass", "Storage-Class"))
+
+
+def _attributes(params: dict) -> dict:
+    """obstore's attributes for PUT ``params`` (user metadata keys pass through as they are)."""
+    attributes = {header: params[name] for name, header in _ATTRIBUTES if name in params}
+    attributes.update(params.get("Metadata", {}))
+    return attributes
 
 
 class _Reader(io.RawIOBase):
@@ -277,6 +323,78 @@ def _timestamp(value: Any) -> datetime:
 
 def _md5_b64(data: bytes | bytearray) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+
+
+def _with_crc(params: dict, data: bytes | bytearray | memoryview) -> dict:
+    """``params`` with the crc32c of ``data`` as user metadata (:data:`CRC_METADATA`), when
+    crc32c runs at C speed (else reads keep checking the md5)."""
+    if not crc32c_is_fast():
+        return params
+    return {**params, "Metadata": {**params.get("Metadata", {}), CRC_METADATA: crc32c_b64(data)}}
+
+
+def _stored_crc(metadata: dict | None) -> str | None:
+    """The crc32c an upload stored in the object's user metadata, if any (and if checking it is
+    cheap). Header names are case-insensitive, and servers spell them differently."""
+    if not metadata or not crc32c_is_fast():
+        return None
+    for name, value in metadata.items():
+        if name.lower() == CRC_METADATA and isinstance(value, str) and _CRC_B64.match(value):
+            return value
+    return None
+
+
+def _checksum(etag: str | None, metadata: dict | None) -> tuple[str | None, str | None]:
+    """``(hash, hash_type)`` a full read is checked with: the stored crc32c, else the ETag."""
+    crc = _stored_crc(metadata)
+    if crc:
+        return crc, "crc32c"
+    etag = etag.strip('"') if etag else None
+    return (etag, "etag") if etag else (None, None)
+
+
+def _new_digest(crc: bool) -> Any:
+    if crc:
+        return crc32c_hasher()
+    return hashlib.md5(usedforsecurity=False)
+
+
+def _digest_text(digest: Any) -> str:
+    """A digest from :func:`_new_digest` as Blob fields hold it (crc32c base64, md5 hex)."""
+    if getattr(digest, "name", None) == "md5":
+        return digest.hexdigest()
+    return base64.b64encode(digest.digest()).decode("ascii")
+
+
+_range_helpers_lock = threading.Lock()
+_range_helpers_free = [RANGE_HELPERS]
+
+
+@contextlib.contextmanager
+def _range_helpers(result: Any) -> Iterator[int]:
+    """How many threads a full read of the open obstore GET ``result`` may read ranges with:
+    up to :data:`RANGES_IN_FLIGHT` of this process's free :data:`RANGE_HELPERS` for a large
+    object that carries a crc32c (its md5 could not be computed range by range), else 0."""
+    wanted = (RANGES_IN_FLIGHT if result.meta["size"] >= RANGED_READ_THRESHOLD
+              and _stored_crc(result.attributes) else 0)
+    with _range_helpers_lock:
+        granted = min(wanted, _range_helpers_free[0])
+        _range_helpers_free[0] -= granted
+    try:
+        yield granted
+    finally:
+        with _range_helpers_lock:
+            _range_helpers_free[0] += granted
+
+
+def _reset_range_helpers_after_fork() -> None:
+    global _range_helpers_lock
+    _range_helpers_lock = threading.Lock()
+    _range_helpers_free[0] = RANGE_HELPERS
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_range_helpers_after_fork)
 
 
 _ENCODINGS: dict[str | None, str | None] = {}
@@ -472,6 +590,13 @@ def _translate(error: BaseException, op: str, where: str) -> BaseException:
     if is_transient(error) or type(error).__module__.startswith(("botocore", "urllib3")):
         return S3Error(f"S3 {op} of {where} failed: {name}: {error}", is_transient(error))
     return error
+
+
+class _Replaced(S3Error):
+    """The object changed between the ranges of one read: the read must start again."""
+
+    def __init__(self, message: str):
+        super().__init__(message, transient=True)
 
 
 class _Multipart:
@@ -739,25 +864,30 @@ class S3Backend(Backend):
         if response is None:
             return None
         data = self._read_body(response)
-        etag = response.get("ETag")
-        etag = etag.strip('"') if etag else None
-        return Blob(data, canonical_encoding(response.get("ContentEncoding")), etag,
-                    "etag" if etag else None)
+        return Blob(data, canonical_encoding(response.get("ContentEncoding")),
+                    *_checksum(response.get("ETag"), response.get("Metadata")))
 
     def _fast_get(self, store: Any, full: str) -> Blob | None:
         result = self._fast_open(store, full)
         if result is None:
             return None
-        meta, attributes = result.meta, result.attributes
-        if meta["size"] <= STREAM_CHUNK:
+        size = result.meta["size"]
+        if size <= STREAM_CHUNK:
             data = bytes(result.bytes())
-            return self._fast_blob(full, meta, attributes, data, len(data), None)
-        # hashed as they arrive (GIL released), not in a second pass; collected in a BytesIO,
-        # whose buffer grows in place and becomes the bytes returned (no copy): peak memory
-        # is the object once, where a list of pieces joined at the end held it twice
+            return self._fast_blob(full, result, data, len(data), None)
+        with _range_helpers(result) as helpers:
+            if helpers > 1:
+                # filled in place, range by range; the engine checks the crc32c afterwards
+                buffer = io.BytesIO(bytes(size))  # its own buffer: becomes the result, no copy
+                with buffer.getbuffer() as view:
+                    self._read_ranges(full, result, helpers, lambda start, end: view[start:end])
+                return self._fast_blob(full, result, buffer.getvalue(), size, None)
+        # hashed as they arrive, not in a second pass; collected in a BytesIO, whose buffer
+        # grows in place and becomes the bytes returned (no copy): peak memory is the object
+        # once, where a list of pieces joined at the end held it twice
         buffer = io.BytesIO()
-        received, md5 = self._fast_drain(result, buffer.write)
-        return self._fast_blob(full, meta, attributes, buffer.getvalue(), received, md5)
+        received, digest = self._fast_drain(result, buffer.write)
+        return self._fast_blob(full, result, buffer.getvalue(), received, digest)
 
     def _fast_open(self, store: Any, full: str) -> Any:
         """obstore's GetResult for ``full`` (headers read, body not yet), or None if missing."""
@@ -872,38 +1002,170 @@ class S3Backend(Backend):
         result = self._fast_open(store, full)
         if result is None:
             return None
-        meta, attributes = result.meta, result.attributes
-        received, md5 = self._fast_drain(result, fileobj.write)
-        return self._fast_blob(full, meta, attributes, None, received, md5)
+        with _range_helpers(result) as helpers:
+            if helpers > 1:
+                digest = self._ranges_in_order(full, result, helpers, fileobj.write)
+                return self._fast_blob(full, result, None, result.meta["size"], digest)
+        received, digest = self._fast_drain(result, fileobj.write)
+        return self._fast_blob(full, result, None, received, digest)
 
     @staticmethod
     def _fast_drain(result: Any, write: Callable[[Any], Any]) -> tuple[int, str]:
-        """Pass the body to ``write`` piece by piece: ``(bytes received, their hex md5)``."""
-        digest = hashlib.md5(usedforsecurity=False)
+        """Pass the body to ``write`` piece by piece: ``(bytes received, their checksum)``, of
+        the kind the read is checked with (base64 crc32c where the object carries one, else hex
+        md5)."""
+        digest = _new_digest(_stored_crc(result.attributes) is not None)
         received = 0
         for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
             received += len(chunk)
             digest.update(chunk)
             write(chunk)
-        return received, digest.hexdigest()
+        return received, _digest_text(digest)
 
-    def _fast_blob(self, full: str, meta: dict, attributes: dict, content: bytes | None,
-                   received: int, md5: str | None) -> Blob:
+    def _ranges_in_order(self, full: str, result: Any, helpers: int,
+                         write: Callable[[Any], Any]) -> str:
+        """:meth:`_read_ranges` into part-sized buffers passed to ``write`` in order (so memory
+        holds at most ``helpers`` parts, in buffers used again and again); returns the base64
+        crc32c of the whole."""
+        digest = _new_digest(True)
+        turn = threading.Condition()
+        state = {"next": 0, "stop": False}
+        spare: list[bytearray] = []
+
+        def buffer(start: int, end: int) -> memoryview:
+            with turn:
+                free = spare.pop() if spare else bytearray(RANGE_PART)
+            return memoryview(free)[: end - start]
+
+        def written(index: int, part: memoryview) -> None:
+            with turn:
+                turn.wait_for(lambda: state["next"] == index or state["stop"])
+                if state["stop"]:
+                    return
+                write(part)
+                digest.update(part)
+                state["next"] = index + 1
+                spare.append(part.obj)
+                turn.notify_all()
+
+        def stop() -> None:
+            with turn:
+                state["stop"] = True
+                turn.notify_all()
+
+        self._read_ranges(full, result, helpers, buffer, written, stop)
+        return _digest_text(digest)
+
+    def _read_ranges(self, full: str, result: Any, helpers: int,
+                     target: Callable[[int, int], memoryview],
+                     filled: Callable[[int, memoryview], None] | None = None,
+                     stop: Callable[[], None] | None = None) -> None:
+        """Read the object of the open GET ``result`` as ranges of :data:`RANGE_PART` bytes,
+        ``helpers`` at once on the engine's reusable threads: range ``i`` (bytes ``start:end``)
+        goes into ``target(start, end)``, then ``filled(i, that view)`` runs. The first range
+        is read from the open response, the others by ranged GETs (botocore's: obstore refuses
+        the ``200`` with a Content-Range that some servers, rclone among them, answer a Range
+        with), each from the same object (same ETag; ``If-Match`` where servers honour it).
+        On any failure ``stop()`` runs before the error is raised, so that no part waits for
+        one that will never come."""
+        from .._engine import scheduler
+
+        size = result.meta["size"]
+        etag = (result.meta.get("e_tag") or "").strip('"') or None
+
+        def part(index: int) -> None:
+            start = index * RANGE_PART
+            end = min(start + RANGE_PART, size)
+            try:
+                with target(start, end) as view:
+                    if index == 0:
+                        self._fill_from_stream(full, result, view, size)
+                    else:
+                        self._fill_range(full, view, start, size, etag)
+                    if filled is not None:
+                        filled(index, view)
+            except BaseException:
+                if stop is not None:
+                    stop()
+                raise
+
+        try:
+            scheduler.run(part, range(-(-size // RANGE_PART)), helpers)
+        except BaseException:
+            if stop is not None:
+                stop()  # Ctrl-C on the caller: parts still in flight write nothing more
+            raise
+
+    def _fill_from_stream(self, full: str, result: Any, view: memoryview, size: int) -> None:
+        """Fill ``view`` with the first bytes of the open GET ``result`` (the rest is dropped)."""
+        have = 0
+        for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
+            take = min(len(chunk), len(view) - have)
+            view[have : have + take] = chunk[:take] if take < len(chunk) else chunk
+            have += take
+            if have == len(view):
+                return
+        raise S3Error(f"{self._where(full)}: the body ended after {have} of {size} bytes",
+                      transient=True)
+
+    def _fill_range(self, full: str, view: memoryview, start: int, size: int,
+                    etag: str | None) -> None:
+        """Fill ``view`` with the object's bytes from ``start`` on, from a ranged GET retried on
+        its own for transient failures, except when the object was replaced meanwhile (then the
+        whole read must start again: that error is transient for the engine)."""
+        client = self._client()
+        where = self._where(full)
+        end = start + len(view)
+        match = {"IfMatch": f'"{etag}"'} if etag else {}
+
+        def once() -> None:
+            try:
+                response = client.get_object(Bucket=self.bucket, Key=full, **self._payer, **match,
+                                             Range=f"bytes={start}-{end - 1}")
+            except Exception as e:
+                if _status_and_code(e)[0] == 412:
+                    raise _Replaced(f"{where} was replaced while it was read in ranges") from e
+                raise
+            body = response["Body"]
+            try:
+                got = (response.get("ETag") or "").strip('"') or None
+                if etag and got != etag:
+                    raise _Replaced(f"{where} was replaced while it was read in ranges (ETag "
+                                    f"{etag} became {got})")
+                if not response.get("ContentRange") and response.get("ContentLength") == size:
+                    view[:] = self._read_body(response)[start:end]  # the server ignored Range
+                    return
+                have = 0  # urllib3 reads into a temporary of the size asked: a chunk at a time
+                while have < len(view) and (
+                        count := body.readinto(view[have : have + STREAM_CHUNK])):
+                    have += count
+                if have != len(view) or body.read(1):
+                    raise S3Error(f"{where}: asked for bytes {start}-{end - 1}, the answer held "
+                                  f"{'more' if have == len(view) else have}", transient=True)
+            finally:
+                body.close()
+
+        _retry.call(once, lambda e: is_transient(e) and not isinstance(e, _Replaced))
+
+    def _fast_blob(self, full: str, result: Any, content: bytes | None, received: int,
+                   digest: str | None) -> Blob:
         """The Blob of an obstore read (``content`` None: streamed into a file), after checking
-        that the whole body arrived."""
+        that the whole body arrived. ``digest``: the checksum of the bytes received, of the kind
+        the Blob's hash is (see :meth:`_fast_drain`)."""
+        meta = result.meta
         if received != meta["size"]:
             raise S3Error(f"{self._where(full)}: the body ended after {received} of "
                           f"{meta['size']} bytes", transient=True)
-        etag = (meta.get("e_tag") or "").strip('"') or None
-        return Blob(content, canonical_encoding(attributes.get("Content-Encoding")), etag,
-                    "etag" if etag else None, received if content is None else None, md5)
+        checksum, kind = _checksum(meta.get("e_tag"), result.attributes)
+        crc = kind == "crc32c"
+        return Blob(content, canonical_encoding(result.attributes.get("Content-Encoding")),
+                    checksum, kind, received if content is None else None,
+                    None if crc else digest, digest if crc else None)
 
     @staticmethod
     def _streamed(meta: dict, size: int | None) -> Blob:
-        etag = meta.get("ETag")
-        etag = etag.strip('"') if etag else None
-        return Blob(None, canonical_encoding(meta.get("ContentEncoding")), etag,
-                    "etag" if etag else None, size)
+        return Blob(None, canonical_encoding(meta.get("ContentEncoding")),
+                    *_checksum(meta.get("ETag"), meta.get("Metadata")), size)
 
     def _empty(self, full: str) -> Blob | None:
         head = self._head(full)
@@ -997,6 +1259,7 @@ class S3Backend(Backend):
         threshold = self.options.composite_upload_threshold
         if isinstance(data, (bytes, bytearray, memoryview)):
             if len(data) > threshold:
+                params = _with_crc(params, data)  # a file handle's is unknown until it is read
                 view = memoryview(data).cast("B")
                 if not self._fast_multipart(full, view, len(view), params):
                     self._upload_buffer(full, view, params)
@@ -1021,14 +1284,14 @@ class S3Backend(Backend):
             self._put_object(full, content, params)
 
     def _put_object(self, full: str, content: bytes | bytearray, params: dict) -> None:
+        params = _with_crc(params, content)
         store = None if self.unsigned or "ACL" in params else self._store(full)
         if store is not None:
             # SigV4 signs the body's SHA-256 (x-amz-content-sha256): S3 refuses damaged bytes
             # just as Content-MD5 makes it do on the SDK path.
             import obstore
 
-            attributes = {header: params[name] for name, header in _ATTRIBUTES if name in params}
-            obstore.put(store, full, content, attributes=attributes, use_multipart=False)
+            obstore.put(store, full, content, attributes=_attributes(params), use_multipart=False)
             return
         self._client().put_object(Bucket=self.bucket, Key=full, Body=content,
                                   ContentMD5=_md5_b64(content), **self._payer, **params)
@@ -1043,9 +1306,8 @@ class S3Backend(Backend):
             return False
         import obstore
 
-        attributes = {header: params[name] for name, header in _ATTRIBUTES if name in params}
         try:
-            obstore.put(store, full, source, attributes=attributes, use_multipart=True,
+            obstore.put(store, full, source, attributes=_attributes(params), use_multipart=True,
                         chunk_size=upload_part_size(size), max_concurrency=PARTS_IN_FLIGHT)
         except Exception as e:
             if isinstance(source, _Reader) and source.error is not None:

@@ -73,9 +73,11 @@ def _refuse_memory(client: Any, *cfs: CloudFiles) -> None:
 def _prestart_threads(per_task: int, dask_worker: Any = None) -> int:
     """Run by ``client.run`` on every worker, outside any task: start the engine threads that
     its tasks will use (see the module docstring)."""
+    from ..backends.s3 import RANGE_HELPERS  # threads S3's large reads borrow from the pool
+
     state = getattr(dask_worker, "state", None)
     tasks = getattr(state, "nthreads", None) or getattr(dask_worker, "nthreads", None) or 1
-    return scheduler.prestart(tasks * per_task)
+    return scheduler.prestart(tasks * per_task + RANGE_HELPERS)
 
 
 class _Tally:
