@@ -25,7 +25,9 @@ Cost and behaviour, plainly:
   keeps it). A full read of an object that has it is checked with it: a tenth of md5's CPU,
   and, unlike an md5 ETag, it does not need the bytes in order. Other objects (other tools'
   uploads, and file handles above the threshold, whose crc32c would cost a second read of the
-  file before the upload) are checked by ETag as before.
+  file before the upload) are checked by ETag as before. Hazard: a tool that rewrites an
+  object's bytes but copies its user metadata leaves a stale crc32c, and reads of it fail with
+  CRC32CIntegrityError (an error, never wrong bytes).
 - A full read of an object of :data:`RANGED_READ_THRESHOLD` bytes or more that carries the
   crc32c is read as ranges of :data:`RANGE_PART` bytes, :data:`RANGES_IN_FLIGHT` at once: the
   first from the GET already open, the others by ranged GETs (botocore's, since obstore refuses
