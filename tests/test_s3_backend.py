@@ -440,6 +440,54 @@ def test_ranges_survive_faults_and_damage_is_caught(proxied, small_ranges, monke
     assert s3._range_helpers_free[0] == s3.RANGE_HELPERS
 
 
+def test_a_range_that_keeps_failing_is_not_repeated_by_the_engine(proxied, small_ranges,
+                                                                   monkeypatch):
+    """Each range is retried on its own; what still fails is raised as not transient, so the
+    engine does not read the whole object again and retry every range once more."""
+    monkeypatch.setenv("CLOUD_FILES_RETRY_ATTEMPTS", "2")
+    proxy, cf, plan = proxied
+    cf.put("big", os.urandom(2 * MiB), compress=None)
+    plan[:] = [None] + ["503"] * 100  # the whole GET answers; every range then fails
+    with pytest.raises(s3.S3Error, match="/big") as info:
+        cf.get("big")
+    assert not info.value.transient
+    assert proxy.injected["503"] <= 2 * s3.RANGES_IN_FLIGHT  # one wave of ranges, 2 tries each
+    assert s3._range_helpers_free[0] == s3.RANGE_HELPERS
+
+
+def test_a_server_that_ignores_range_gets_one_stream(proxied, small_ranges, monkeypatch):
+    """A ranged GET answered with the whole object: the read starts again as one stream, and
+    so do this backend's later large reads (no whole object downloaded per range)."""
+    proxy, cf, plan = proxied
+    payload = os.urandom(2 * MiB)
+    cf.put("big", payload, compress=None)
+    starts = _count_ranges(monkeypatch)
+    plan[:] = [None, "norange"]
+    assert cf.get("big") == payload
+    assert proxy.injected["norange"] == 1 and cf.backend._ranges_ignored
+    del starts[:]
+    assert cf.get("big") == payload
+    assert starts == []
+
+
+def test_an_object_deleted_during_a_ranged_read_is_missing(rclone_server, s3_env, small_ranges,
+                                                           monkeypatch):
+    bucket = rclone_server.new_bucket()
+    cf = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}/")
+    cf.put("obj", os.urandom(2 * MiB), compress=None)
+    real = s3.S3Backend._fill_range
+    calls = []
+
+    def deleting(self, full, view, start, size, etag):
+        calls.append(start)
+        if len(calls) == 1:
+            rclone_server.admin().delete_object(Bucket=bucket, Key=full)
+        return real(self, full, view, start, size, etag)
+
+    monkeypatch.setattr(s3.S3Backend, "_fill_range", deleting)
+    assert cf.get("obj") is None  # read again: the object is gone
+
+
 def test_an_object_replaced_during_a_ranged_read_is_read_again(rclone_server, s3_env,
                                                                small_ranges, monkeypatch):
     """Ranges must all come from one object: when its ETag changes mid-read the read starts

@@ -373,11 +373,11 @@ _range_helpers_free = [RANGE_HELPERS]
 
 
 @contextlib.contextmanager
-def _range_helpers(result: Any) -> Iterator[int]:
+def _range_helpers(result: Any, ranges_work: bool = True) -> Iterator[int]:
     """How many threads a full read of the open obstore GET ``result`` may read ranges with:
     up to :data:`RANGES_IN_FLIGHT` of this process's free :data:`RANGE_HELPERS` for a large
     object that carries a crc32c (its md5 could not be computed range by range), else 0."""
-    wanted = (RANGES_IN_FLIGHT if result.meta["size"] >= RANGED_READ_THRESHOLD
+    wanted = (RANGES_IN_FLIGHT if ranges_work and result.meta["size"] >= RANGED_READ_THRESHOLD
               and _stored_crc(result.attributes) else 0)
     with _range_helpers_lock:
         granted = min(wanted, _range_helpers_free[0])
@@ -666,6 +666,8 @@ class S3Backend(Backend):
 
     exists_batch_size = 1
     delete_batch_size = 1000
+    #: Set once a ranged GET came back whole: large reads are one stream from then on.
+    _ranges_ignored = False
 
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)
@@ -877,7 +879,7 @@ class S3Backend(Backend):
         if size <= STREAM_CHUNK:
             data = bytes(result.bytes())
             return self._fast_blob(full, result, data, len(data), None)
-        with _range_helpers(result) as helpers:
+        with _range_helpers(result, not self._ranges_ignored) as helpers:
             if helpers > 1:
                 # filled in place, range by range; the engine checks the crc32c afterwards
                 buffer = io.BytesIO(bytes(size))  # its own buffer: becomes the result, no copy
@@ -1004,7 +1006,7 @@ class S3Backend(Backend):
         result = self._fast_open(store, full)
         if result is None:
             return None
-        with _range_helpers(result) as helpers:
+        with _range_helpers(result, not self._ranges_ignored) as helpers:
             if helpers > 1:
                 digest = self._ranges_in_order(full, result, helpers, fileobj.write)
                 return self._fast_blob(full, result, None, result.meta["size"], digest)
@@ -1113,20 +1115,25 @@ class S3Backend(Backend):
     def _fill_range(self, full: str, view: memoryview, start: int, size: int,
                     etag: str | None) -> None:
         """Fill ``view`` with the object's bytes from ``start`` on, from a ranged GET retried on
-        its own for transient failures, except when the object was replaced meanwhile (then the
-        whole read must start again: that error is transient for the engine)."""
+        its own for transient failures. Errors that repeating the whole read may cure are
+        transient for the engine: the object replaced, shortened or deleted meanwhile
+        (:class:`_Replaced`), or a server that ignores Range (the backend then reads large
+        objects as one stream). Any other failure left after this range's own retries is not:
+        the engine must not repeat every range again."""
         client = self._client()
         where = self._where(full)
         end = start + len(view)
-        match = {"IfMatch": f'"{etag}"'} if etag else {}
+        match = {"IfMatch": f'"{etag}"'} if etag and not etag.startswith("W/") else {}
 
         def once() -> None:
             try:
                 response = client.get_object(Bucket=self.bucket, Key=full, **self._payer, **match,
                                              Range=f"bytes={start}-{end - 1}")
             except Exception as e:
-                if _status_and_code(e)[0] == 412:
-                    raise _Replaced(f"{where} was replaced while it was read in ranges") from e
+                status, code = _status_and_code(e)
+                if status in (404, 412, 416) or code in ("NoSuchKey", "InvalidRange"):
+                    raise _Replaced(f"{where} was replaced, shortened or deleted while it was "
+                                    f"read in ranges ({code or status})") from e
                 raise
             body = response["Body"]
             try:
@@ -1135,8 +1142,8 @@ class S3Backend(Backend):
                     raise _Replaced(f"{where} was replaced while it was read in ranges (ETag "
                                     f"{etag} became {got})")
                 if not response.get("ContentRange") and response.get("ContentLength") == size:
-                    view[:] = self._read_body(response)[start:end]  # the server ignored Range
-                    return
+                    self._ranges_ignored = True  # from now on: one stream per large read
+                    raise _Replaced(f"{where}: the server ignored Range; reading it whole")
                 have = 0  # urllib3 reads into a temporary of the size asked: a chunk at a time
                 while have < len(view) and (
                         count := body.readinto(view[have : have + STREAM_CHUNK])):
@@ -1147,7 +1154,17 @@ class S3Backend(Backend):
             finally:
                 body.close()
 
-        _retry.call(once, lambda e: is_transient(e) and not isinstance(e, _Replaced))
+        try:
+            _retry.call(once, lambda e: is_transient(e) and not isinstance(e, _Replaced))
+        except _Replaced:
+            raise
+        except Exception as e:
+            translated = _translate(e, "ranged get", where)
+            if isinstance(translated, S3Error):
+                translated.transient = False  # retried on its own already
+            if translated is e:
+                raise
+            raise translated from e
 
     def _fast_blob(self, full: str, result: Any, content: bytes | None, received: int,
                    digest: str | None) -> Blob:

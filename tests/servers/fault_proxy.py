@@ -11,6 +11,8 @@ valid). For each request a *plan* decides the fate of the exchange:
     "truncate"  forward; send the response headers with the full Content-Length but only half
                 the body, then close
     "flip"      forward; flip one byte in the middle of a 2xx response body (length unchanged)
+    "norange"   forward without the request's Range header (a server that ignores Range; the
+                upstream must not check signatures, as moto does not)
 
 Only faults a real server cannot be asked to produce are made here; everything else is the real
 server's own behaviour.
@@ -27,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-FAULTS = ("reset", "500", "503", "429", "stall", "truncate", "flip")
+FAULTS = ("reset", "500", "503", "429", "stall", "truncate", "flip", "norange")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
 _REASONS = {"500": "Internal Server Error", "503": "Service Unavailable", "429": "Too Many Requests"}
 
@@ -119,6 +121,8 @@ class FaultProxy:
                 if fault == "stall":
                     time.sleep(self.stall_seconds)
                     return
+                if fault == "norange":
+                    headers = [(k, v) for k, v in headers if k.lower() != "range"]
                 if upstream is None:
                     upstream = http.client.HTTPConnection(*self.upstream, timeout=60)
                 try:
