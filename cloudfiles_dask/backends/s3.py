@@ -32,8 +32,10 @@ Cost and behaviour, plainly:
   crc32c is read as ranges of :data:`RANGE_PART` bytes, :data:`RANGES_IN_FLIGHT` at once: the
   first from the GET already open, the others by ranged GETs (botocore's, since obstore refuses
   the ``200`` with a Content-Range that rclone answers a Range with), each required to have the
-  first one's ETag (and sent ``If-Match``); if the object is replaced meanwhile the whole read
-  starts again. To memory the ranges land in place in one buffer that becomes the bytes
+  first one's ETag (and sent ``If-Match``); if the object is replaced, shortened or deleted
+  meanwhile the whole read starts again. A range still failing after its own retries is not
+  retried by the engine again; a server that ignores Range makes the backend read large objects
+  as one stream from then on. To memory the ranges land in place in one buffer that becomes the bytes
   returned (the object is held once); to a file they are written in order through a few
   part-sized buffers. The threads come from the engine's reusable pool, at most
   :data:`RANGE_HELPERS` per process: a read that finds none free is one stream.
