@@ -837,7 +837,7 @@ def test_client_configuration(moto_server, s3_env, monkeypatch):
     monkeypatch.setenv("CLOUD_FILES_READ_TIMEOUT", "17")
     root = f"s3://{moto_server.endpoint}/whatever/"
     config = CloudFiles(root, num_threads=4).backend._client().meta.config
-    assert config.max_pool_connections == 10
+    assert config.max_pool_connections == 10 + s3.RANGE_HELPERS  # threads, and large reads' helpers
     assert config.retries["total_max_attempts"] == 1
     assert (config.connect_timeout, config.read_timeout) == (3.5, 17)
     assert config.request_checksum_calculation == "when_required"
@@ -845,7 +845,7 @@ def test_client_configuration(moto_server, s3_env, monkeypatch):
     assert config.s3["addressing_style"] == "path"
     assert config.signature_version == "s3v4"
     big = CloudFiles(root, num_threads=48).backend._client()
-    assert big.meta.config.max_pool_connections == 48
+    assert big.meta.config.max_pool_connections == 48 + s3.RANGE_HELPERS
     assert CloudFiles(root, num_threads=4).backend._client() is big  # grown, then shared
     unsigned = CloudFiles(root, no_sign_request=True).backend._client()
     import botocore

@@ -18,8 +18,8 @@ Cost and behaviour, plainly:
   botocore's default chain (profiles, instance roles), and any key obstore would alter.
 - One botocore client per (endpoint, region, credentials fingerprint, unsigned, timeouts) per
   process, shared by every backend that matches, made on first use and again after a fork. The
-  connection pool holds ``max(10, num_threads)`` connections (grown if a later user needs more).
-  botocore does not retry (``total_max_attempts=1``): the engine owns the retry policy.
+  connection pool holds ``max(10, num_threads) + RANGE_HELPERS`` connections (grown if a later
+  user needs more). botocore does not retry (``total_max_attempts=1``): the engine owns the retry policy.
 - Every upload of bytes in memory (one PUT or multipart) stores the crc32c of the stored bytes
   as user metadata, ``x-amz-meta-cfdask-crc32c`` (:data:`CRC_METADATA`; a server-side copy
   keeps it). A full read of an object that has it is checked with it: a tenth of md5's CPU,
@@ -701,7 +701,8 @@ class S3Backend(Backend):
 
             self.acl = resolve_alias(root.alias).get("acl")
         self.unsigned = bool(options.no_sign_request)
-        self.pool_size = max(10, int(options.num_threads or 0))
+        # every engine thread, plus the range helpers a large read borrows
+        self.pool_size = max(10, int(options.num_threads or 0)) + RANGE_HELPERS
         self._creds: dict | None = None
         self._cached: tuple[int, Any] | None = None  # (pid, client)
         self._fast: tuple[int, Any] | None = None  # (pid, obstore store or None)
@@ -1036,11 +1037,13 @@ class S3Backend(Backend):
         digest = _new_digest(True)
         turn = threading.Condition()
         state = {"next": 0, "stop": False}
-        spare: list[bytearray] = []
+        spare: list[bytearray] = []  # list.pop and append are atomic: no wait behind a write
 
         def buffer(start: int, end: int) -> memoryview:
-            with turn:
-                free = spare.pop() if spare else bytearray(RANGE_PART)
+            try:
+                free = spare.pop()
+            except IndexError:
+                free = bytearray(RANGE_PART)
             return memoryview(free)[: end - start]
 
         def written(index: int, part: memoryview) -> None:
