@@ -665,20 +665,31 @@ class GCSBackend(Backend):
             total = None if match.group(3) == "*" else int(match.group(3))
         else:
             skip = start  # the whole object (Range not asked for, or ignored)
+        digest, kind = _hash_from_headers(h)
+        # a whole object is hashed as it arrives (the engine's check then reads no file back)
+        hasher = None
+        if start == 0 and skip == 0 and not transcoded and kind is not None:
+            hasher = crc32c_hasher() if kind == "crc32c" else hashlib.md5(usedforsecurity=False)
         received = 0
         out = SkipWriter(fileobj, skip)
         while chunk := self._read_body(resp, name, STREAM_CHUNK):
             received += len(chunk)
             out.write(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
         if resp.status == 206 and total is not None and start + received != total:
             raise TruncatedBodyError(f"read {where}: received bytes {start}-{start + received - 1} "
                                      f"of {total}")
         if transcoded:  # decoded on the way: the stored checksum and size do not apply
             return Blob(None, encoding)
-        digest, kind = _hash_from_headers(h)
         if digest is None and start > 0:
             return self._streamed_from_metadata(name, encoding, total)
-        return Blob(None, encoding, digest, kind, total)
+        blob = Blob(None, encoding, digest, kind, total)
+        if hasher is not None and kind == "crc32c":
+            blob.crc32c = base64.b64encode(hasher.digest()).decode("ascii")
+        elif hasher is not None:
+            blob.md5 = hasher.hexdigest()
+        return blob
 
     def _streamed_from_metadata(self, name: str, encoding: Any = _EMPTY, size: int | None = None) -> Blob | None:
         """The Blob of a streamed read from the object's metadata (checksum, size, encoding)."""
