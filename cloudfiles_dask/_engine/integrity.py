@@ -30,8 +30,6 @@ def md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-
-
 def multipart_etag(data: bytes, part_size: int) -> str:
     """The ETag S3 gives an object uploaded in parts of ``part_size`` bytes."""
     view = memoryview(data)

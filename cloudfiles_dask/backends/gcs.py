@@ -16,8 +16,8 @@ Transport
 Reads
     One GET per read: the stored encoding, md5 / crc32c and component count come from the
     response headers (``x-goog-stored-content-encoding``, ``x-goog-hash``,
-    ``x-goog-component-count``); a full read is checked with the crc32c where the crc32c package
-    runs its C code (a tenth of md5's CPU), else with the md5 (composite objects have none).
+    ``x-goog-component-count``); a full read is checked with the crc32c where the object has
+    one (a tenth of md5's CPU), else with the md5.
     Bytes arrive exactly as stored (``Accept-Encoding: gzip``, no
     decoding), so gzip objects are never transcoded. A body shorter than announced raises a
     retryable error; short data is never returned. Ranges follow Python slice rules; an empty
@@ -98,8 +98,9 @@ from .base import (
     batched,
     crc32c_b64,
     crc32c_hasher,
+    digest_text,
+    new_digest,
 )
-from .base import crc32c_is_fast as _crc32c_is_fast
 
 try:
     from orjson import dumps as _dumps
@@ -669,7 +670,7 @@ class GCSBackend(Backend):
         # a whole object is hashed as it arrives (the engine's check then reads no file back)
         hasher = None
         if start == 0 and skip == 0 and not transcoded and kind is not None:
-            hasher = crc32c_hasher() if kind == "crc32c" else hashlib.md5(usedforsecurity=False)
+            hasher = new_digest(kind == "crc32c")
         received = 0
         out = SkipWriter(fileobj, skip)
         while chunk := self._read_body(resp, name, STREAM_CHUNK):
@@ -685,10 +686,8 @@ class GCSBackend(Backend):
         if digest is None and start > 0:
             return self._streamed_from_metadata(name, encoding, total)
         blob = Blob(None, encoding, digest, kind, total)
-        if hasher is not None and kind == "crc32c":
-            blob.crc32c = base64.b64encode(hasher.digest()).decode("ascii")
-        elif hasher is not None:
-            blob.md5 = hasher.hexdigest()
+        if hasher is not None:
+            setattr(blob, "crc32c" if kind == "crc32c" else "md5", digest_text(hasher))
         return blob
 
     def _streamed_from_metadata(self, name: str, encoding: Any = _EMPTY, size: int | None = None) -> Blob | None:
@@ -1321,10 +1320,10 @@ def _canonical_b64(value: str) -> str:
 
 def _pick_checksum(md5_b64: str | None, crc_b64: str | None, composite: bool) -> tuple[str | None, str | None]:
     """The checksum a full read is verified with: ``(base64 crc32c, "crc32c")`` where there is
-    one and it is cheap to compute (always for composite objects, which have no md5), else
+    one (always, for composite objects, which have no md5), else
     ``(hex md5, "md5")``. Both detect bytes damaged on the way; crc32c costs a tenth of md5's
     CPU, which was most of the cost of a large read (google-cloud-storage prefers it as well)."""
-    if crc_b64 and (composite or not md5_b64 or _crc32c_is_fast()):
+    if crc_b64:
         return _canonical_b64(crc_b64), "crc32c"
     if md5_b64 and not composite:
         try:

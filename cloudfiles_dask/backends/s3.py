@@ -19,7 +19,8 @@ Cost and behaviour, plainly:
 - One botocore client per (endpoint, region, credentials fingerprint, unsigned, timeouts) per
   process, shared by every backend that matches, made on first use and again after a fork. The
   connection pool holds ``max(10, num_threads) + RANGE_HELPERS`` connections (grown if a later
-  user needs more). botocore does not retry (``total_max_attempts=1``): the engine owns the retry policy.
+  user needs more). botocore does not retry (``total_max_attempts=1``): the engine owns the
+  retry policy.
 - Every upload of bytes in memory (one PUT or multipart) stores the crc32c of the stored bytes
   as user metadata, ``x-amz-meta-cfdask-crc32c`` (:data:`CRC_METADATA`; a server-side copy
   keeps it). A full read of an object that has it is checked with it: a tenth of md5's CPU,
@@ -35,9 +36,9 @@ Cost and behaviour, plainly:
   first one's ETag (and sent ``If-Match``); if the object is replaced, shortened or deleted
   meanwhile the whole read starts again. A range still failing after its own retries is not
   retried by the engine again; a server that ignores Range makes the backend read large objects
-  as one stream from then on. To memory the ranges land in place in one buffer that becomes the bytes
-  returned (the object is held once); to a file they are written in order through a few
-  part-sized buffers. The threads come from the engine's reusable pool, at most
+  as one stream from then on. To memory the ranges land in place in one buffer that becomes
+  the bytes returned (the object is held once); to a file they are written in order through a
+  few part-sized buffers, :data:`WRITE_PIECE` bytes per write. The threads come from the engine's reusable pool, at most
   :data:`RANGE_HELPERS` per process: a read that finds none free is one stream.
 - A full read is one GET (no HEAD); it returns the ETag for the engine's integrity check.
   Ranged reads are one GET with a ``Range`` header; only a range that needs the size (a negative
@@ -102,8 +103,8 @@ from .base import (
     PutMeta,
     SkipWriter,
     crc32c_b64,
-    crc32c_hasher,
-    crc32c_is_fast,
+    digest_text,
+    new_digest,
 )
 
 log = logging.getLogger(__name__)
@@ -333,17 +334,14 @@ def _md5_b64(data: bytes | bytearray) -> str:
 
 
 def _with_crc(params: dict, data: bytes | bytearray | memoryview) -> dict:
-    """``params`` with the crc32c of ``data`` as user metadata (:data:`CRC_METADATA`), when
-    crc32c runs at C speed (else reads keep checking the md5)."""
-    if not crc32c_is_fast():
-        return params
+    """``params`` with the crc32c of ``data`` as user metadata (:data:`CRC_METADATA`)."""
     return {**params, "Metadata": {**params.get("Metadata", {}), CRC_METADATA: crc32c_b64(data)}}
 
 
 def _stored_crc(metadata: dict | None) -> str | None:
-    """The crc32c an upload stored in the object's user metadata, if any (and if checking it is
-    cheap). Header names are case-insensitive, and servers spell them differently."""
-    if not metadata or not crc32c_is_fast():
+    """The crc32c an upload stored in the object's user metadata, if any. Header names are
+    case-insensitive, and servers spell them differently."""
+    if not metadata:
         return None
     for name, value in metadata.items():
         if name.lower() == CRC_METADATA and isinstance(value, str) and _CRC_B64.match(value):
@@ -358,19 +356,6 @@ def _checksum(etag: str | None, metadata: dict | None) -> tuple[str | None, str 
         return crc, "crc32c"
     etag = etag.strip('"') if etag else None
     return (etag, "etag") if etag else (None, None)
-
-
-def _new_digest(crc: bool) -> Any:
-    if crc:
-        return crc32c_hasher()
-    return hashlib.md5(usedforsecurity=False)
-
-
-def _digest_text(digest: Any) -> str:
-    """A digest from :func:`_new_digest` as Blob fields hold it (crc32c base64, md5 hex)."""
-    if getattr(digest, "name", None) == "md5":
-        return digest.hexdigest()
-    return base64.b64encode(digest.digest()).decode("ascii")
 
 
 _range_helpers_lock = threading.Lock()
@@ -1024,20 +1009,20 @@ class S3Backend(Backend):
         """Pass the body to ``write`` piece by piece: ``(bytes received, their checksum)``, of
         the kind the read is checked with (base64 crc32c where the object carries one, else hex
         md5)."""
-        digest = _new_digest(_stored_crc(result.attributes) is not None)
+        digest = new_digest(_stored_crc(result.attributes) is not None)
         received = 0
         for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
             received += len(chunk)
             digest.update(chunk)
             write(chunk)
-        return received, _digest_text(digest)
+        return received, digest_text(digest)
 
     def _ranges_in_order(self, full: str, result: Any, helpers: int,
                          write: Callable[[Any], Any]) -> str:
         """:meth:`_read_ranges` into part-sized buffers passed to ``write`` in order (so memory
         holds at most ``helpers`` parts, in buffers used again and again); returns the base64
         crc32c of the whole."""
-        digest = _new_digest(True)
+        digest = new_digest(True)
         turn = threading.Condition()
         state = {"next": 0, "stop": False}
         spare: list[bytearray] = []  # list.pop and append are atomic: no wait behind a write
@@ -1067,7 +1052,7 @@ class S3Backend(Backend):
                 turn.notify_all()
 
         self._read_ranges(full, result, helpers, buffer, written, stop)
-        return _digest_text(digest)
+        return digest_text(digest)
 
     def _read_ranges(self, full: str, result: Any, helpers: int,
                      target: Callable[[int, int], memoryview],

@@ -10,8 +10,8 @@ inside a batch: server-side copies, streamed downloads to disk, uploads from fil
 no recompression unless ``reencode`` asks for it.
 
 Before the first task, every worker starts the engine threads its tasks will use (its Dask
-threads x the destination's ``num_threads``), and the engine reuses them from then on: no thread is started while
-tasks run. On CPython before 3.11.9 a thread started while Dask's profiler samples the running
+threads x the destination's ``num_threads``, plus the helpers S3's large reads borrow), and
+the engine reuses them from then on: no thread is started while tasks run. On CPython before 3.11.9 a thread started while Dask's profiler samples the running
 tasks' frames can deadlock the worker process (gh-106883); this was seen here with 4 workers.
 
 Writes are atomic and a batch can be run twice without harm, so when a worker dies Dask simply
