@@ -130,7 +130,7 @@ def test_every_worker_starts_its_engine_threads_before_the_tasks_run(client, tmp
     idle = client.run(_idle_engine_threads)
     nthreads = client.nthreads()
     assert len(idle) == 2
-    assert all(idle[w] >= nthreads[w] * 37 + s3.RANGE_HELPERS for w in idle), (idle, nthreads)
+    assert all(idle[w] >= nthreads[w] * 37 + s3.HELPER_THREADS for w in idle), (idle, nthreads)
 
 
 def test_a_worker_killed_mid_transfer_costs_nothing(client, tmp_path):

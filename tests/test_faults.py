@@ -27,7 +27,7 @@ from tests.servers.fault_proxy import FaultProxy, random_plan
 from tests.servers.http import HTTPObjectServer
 
 FAULTS = ["reset", "500", "503", "429", "stall", "truncate", "flip"]
-TARGETS = ["moto", "rclone", "rclone-sdk", "gcs", "http"]  # -sdk: obstore switched off
+TARGETS = ["moto", "rclone", "rclone-sdk", "gcs", "http"]  # -sdk: the lean S3 path switched off
 MiB = 1024 * 1024
 
 

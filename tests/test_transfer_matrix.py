@@ -271,7 +271,7 @@ def test_transfer_matrix(servers, open_root, src_kind, dest_kind, reencode_id):
         if dest_kind == "gcs":
             assert any(t.split("?")[0].endswith(f"/{BIG}/compose") for t in recorder.requests("POST", f"/b/{bucket}/o/"))
         else:
-            # CreateMultipartUpload: "?uploads" (botocore) or "?uploads=" (obstore)
+            # CreateMultipartUpload ("?uploads", through botocore)
             assert any(t.split("?")[0].endswith(f"/{BIG}") and t.split("?", 1)[1].startswith("uploads")
                        for t in recorder.requests("POST", f"/{bucket}/") if "?" in t)
     check_destination(dest, reencode)

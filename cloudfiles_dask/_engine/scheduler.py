@@ -158,11 +158,13 @@ def _run_threads(fn: Callable[[T], R], units: Iterable[T], concurrency: int) -> 
                     stop.set()
                     return
             try:
-                done.append((index, fn(unit)))
+                result = fn(unit)
             except BaseException as e:
                 errors.append(e)
                 stop.set()
                 return
+            unit = None  # let the unit go before taking the next (it may hold a whole part)
+            done.append((index, result))
 
     def task() -> None:
         try:

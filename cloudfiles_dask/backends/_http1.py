@@ -22,9 +22,11 @@ saw an error, or whose body was not read to its end, is closed, never reused.
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import ssl
+import urllib.request
 from base64 import b64encode
 from collections.abc import Sequence
 from typing import Any
@@ -95,6 +97,30 @@ class Response:
         self._received += len(data)
         return data
 
+    def readinto(self, view: memoryview) -> int:
+        """Read up to ``len(view)`` body bytes into ``view`` (no copy for a body framed by
+        Content-Length); 0 at the body's end."""
+        conn = self._conn
+        if conn is None or not len(view):
+            return 0
+        if self._chunked or self._left is None:
+            data = self.read(len(view))
+            view[: len(data)] = data
+            return len(data)
+        want = min(len(view), self._left)
+        try:
+            got = conn.rfile.readinto(view[:want]) if want else 0
+            self._left -= got
+            if got < want:
+                raise IncompleteBody(self._received + got, self._received + got + self._left)
+            if not self._left:
+                self._finish(self._keep)
+        except BaseException:
+            self.close()
+            raise
+        self._received += got
+        return got
+
     def _read_chunked(self, rfile: Any, amt: int | None) -> bytes:
         pieces = []
         while amt is None or amt > 0:
@@ -160,6 +186,25 @@ class _Conn:
             self.sock.close()
         except OSError:
             pass
+
+
+def pool_for(url: str, size: int, ca_file: str | None = None) -> Pool:
+    """A pool for the origin of ``url`` with the environment's proxy (``HTTPS_PROXY``,
+    ``NO_PROXY``, ...) and CA bundle (``ca_file``, else ``REQUESTS_CA_BUNDLE``,
+    ``CURL_CA_BUNDLE`` or certifi's), as requests would use them."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and not ca_file:
+        env = os.environ
+        ca_file = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
+        if not ca_file:
+            import certifi
+
+            ca_file = certifi.where()
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
+        proxy = None
+    return Pool(f"{parts.scheme}://{parts.netloc}", size, ca_file, proxy)
 
 
 class Pool:

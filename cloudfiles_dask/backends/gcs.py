@@ -70,7 +70,6 @@ import ssl
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from itertools import chain
@@ -277,7 +276,7 @@ class _Connection:
         self.pool_size = pool_size
         # Anonymous credentials send no header and cannot refresh: a 401 is an answer.
         self.anonymous = isinstance(credentials, AnonymousCredentials)
-        self.http = _http_pool(api_base, pool_size)
+        self.http = _http1.pool_for(api_base, pool_size)
         self._auth: dict[str, str] = {}
         self._auth_until = float("inf") if self.anonymous else float("-inf")  # time.monotonic()
         self._auth_lock = threading.Lock()
@@ -316,23 +315,6 @@ def _seconds_left(credentials: Any) -> float | None:
     if expiry.tzinfo is None:  # google-auth keeps naive UTC datetimes
         expiry = expiry.replace(tzinfo=timezone.utc)
     return (expiry - datetime.now(timezone.utc)).total_seconds()
-
-
-def _http_pool(api_base: str, size: int) -> _http1.Pool:
-    """A connection pool for the API host, with the environment's proxy and CA bundle, as
-    requests would use them."""
-    parts = urlsplit(api_base)
-    ca_file = None
-    if parts.scheme == "https":
-        import certifi
-
-        env = os.environ
-        ca_file = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or certifi.where()
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
-        proxy = None
-    return _http1.Pool(f"{parts.scheme}://{parts.netloc}", size, ca_file, proxy)
 
 
 _CONNECTIONS: dict[tuple, _Connection] = {}

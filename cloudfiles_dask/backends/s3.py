@@ -2,23 +2,20 @@
 
 Cost and behaviour, plainly:
 
-- Two transports. Where obstore is usable (see ``_obstore``: installed, not under gevent, not a
-  forked child of a process that imported it, ``CLOUD_FILES_TRANSPORT`` not ``sdk``) and the
-  credentials are explicit keys (secrets, secrets files, ``AWS_*`` variables) or
-  ``no_sign_request``, whole-object GETs, downloads to a file from the start, HEADs for
-  exists/size and single-request PUTs go through obstore (Rust; ~0.2 ms of CPU per request, GIL
-  released) instead of botocore (~2 ms, under the GIL). Its PUTs carry SigV4's signed SHA-256 of
-  the body (``x-amz-content-sha256``) instead of Content-MD5: either way the server refuses bytes
-  damaged on the way. Bytes and sized file handles above the threshold go up as obstore's
-  multipart upload (same part sizes, :data:`PARTS_IN_FLIGHT` at once, each part retried on its
-  own by obstore under the library's policy, the upload aborted on any failure; an error raised
-  by the caller's reader, KeyboardInterrupt included, is re-raised as it was). PUTs with an
-  alias ACL, unsigned PUTs, unsized streams, ranged and resumed reads, head(), listing, deletes
-  and copies always use botocore; so does everything when the credentials come only from
-  botocore's default chain (profiles, instance roles), and any key obstore would alter.
+- Two transports. The data path — whole-object and ranged-for-speed GETs, downloads to a file
+  from the start, HEADs for exists/size, single PUTs and the parts of multipart uploads — goes
+  through the lean path of :mod:`._s3wire`: SigV4-signed HTTP/1.1 requests on the calling
+  thread (~0.1-0.2 ms of CPU for a small request, against ~2 ms through botocore under the
+  GIL and ~0.2-0.3 ms through obstore). It serves every key, gevent's green threads and
+  forked children (connections are per process), explicit keys (secrets, secrets files,
+  ``AWS_*`` variables) and ``no_sign_request``. botocore does the rest: ranged and resumed
+  reads, ``head()``, listing, batch deletes, copies and the create/complete/abort requests of
+  multipart uploads; and everything when ``CLOUD_FILES_TRANSPORT=sdk`` is set or the
+  credentials come only from botocore's default chain (profiles, instance roles). Every PUT
+  and part carries Content-MD5 on both paths, so the server refuses bytes damaged on the way.
 - One botocore client per (endpoint, region, credentials fingerprint, unsigned, timeouts) per
   process, shared by every backend that matches, made on first use and again after a fork. The
-  connection pool holds ``max(10, num_threads) + RANGE_HELPERS`` connections (grown if a later
+  connection pool holds ``max(10, num_threads) + HELPER_THREADS`` connections (grown if a later
   user needs more). botocore does not retry (``total_max_attempts=1``): the engine owns the
   retry policy.
 - Every upload of bytes in memory (one PUT or multipart) stores the crc32c of the stored bytes
@@ -31,15 +28,16 @@ Cost and behaviour, plainly:
   CRC32CIntegrityError (an error, never wrong bytes).
 - A full read of an object of :data:`RANGED_READ_THRESHOLD` bytes or more that carries the
   crc32c is read as ranges of :data:`RANGE_PART` bytes, :data:`RANGES_IN_FLIGHT` at once: the
-  first from the GET already open, the others by ranged GETs (botocore's, since obstore refuses
-  the ``200`` with a Content-Range that rclone answers a Range with), each required to have the
-  first one's ETag (and sent ``If-Match``); if the object is replaced, shortened or deleted
-  meanwhile the whole read starts again. A range still failing after its own retries is not
-  retried by the engine again; a server that ignores Range makes the backend read large objects
-  as one stream from then on. To memory the ranges land in place in one buffer that becomes
-  the bytes returned (the object is held once); to a file they are written in order through a
-  few part-sized buffers, :data:`WRITE_PIECE` bytes per write. The threads come from the engine's reusable pool, at most
-  :data:`RANGE_HELPERS` per process: a read that finds none free is one stream.
+  first from the GET already open, the others by ranged GETs (a ``200`` with a Content-Range,
+  as rclone answers a Range, is accepted), each required to have the first one's ETag (and
+  sent ``If-Match``); if the object is replaced, shortened or deleted meanwhile the whole read
+  starts again. A range still failing after its own retries is not retried by the engine
+  again; a server that ignores Range makes the backend read large objects as one stream from
+  then on. To memory the ranges land in place in one buffer that becomes the bytes returned
+  (the object is held once); to a file they are written in order through a few part-sized
+  buffers, :data:`WRITE_PIECE` bytes per write. The threads come from the engine's reusable
+  pool, at most :data:`HELPER_THREADS` per process (shared with multipart uploads): a read that
+  finds none free is one stream.
 - A full read is one GET (no HEAD); it returns the ETag for the engine's integrity check.
   Ranged reads are one GET with a ``Range`` header; only a range that needs the size (a negative
   ``end``, or a negative ``start`` with an ``end``) costs a HEAD first, and an empty range costs a
@@ -51,8 +49,9 @@ Cost and behaviour, plainly:
 - A write up to ``composite_upload_threshold`` bytes is one PUT with Content-MD5, so the server
   rejects bytes damaged on the way. Larger bytes, and file handles larger than the threshold,
   go up as a multipart upload in parts of ``max(8 MiB, ceil(size / 10000))`` with Content-MD5 on
-  each part, at most :data:`PARTS_IN_FLIGHT` parts in flight (so memory stays near
-  ``PARTS_IN_FLIGHT * part size`` per call; sequential under gevent monkey-patching). A file
+  each part, at most :data:`PARTS_IN_FLIGHT` parts in flight on the process's helper threads
+  (so memory stays near ``PARTS_IN_FLIGHT * part size`` per call; one by one on the calling
+  thread when no helper is free, and under gevent monkey-patching). A file
   handle is read part by part, never whole. Any failure, KeyboardInterrupt included, aborts the
   upload, so a partial object is never visible under the key.
   A stream whose size cannot be known (a pipe) is read one part at a time: if it ends within the
@@ -67,7 +66,7 @@ Cost and behaviour, plainly:
 
 Errors name the object (``s3://bucket/key``) and the service's answer. 401/403 raise
 :class:`~cloudfiles_dask.exceptions.AuthorizationError`; other failures raise :class:`S3Error`,
-chained to the botocore error. Secrets never appear in messages, reprs or logs.
+chained to the transport's error (botocore's, or the lean path's :class:`._s3wire.Answer`). Secrets never appear in messages, reprs or logs.
 """
 
 from __future__ import annotations
@@ -79,6 +78,8 @@ import io
 import logging
 import os
 import re
+import socket
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -95,7 +96,7 @@ from ..exceptions import (
     StorageError,
     UnsupportedCompressionType,
 )
-from . import _obstore
+from . import _http1, _s3wire
 from .base import (
     Backend,
     BackendOptions,
@@ -139,9 +140,10 @@ RANGES_IN_FLIGHT = 4
 #: Bytes per write when a ranged read goes to a file: 8 MiB writes cost the kernel (ext4 on
 #: this VM) 2-3x the CPU of the same bytes written 256 KiB at a time.
 WRITE_PIECE = 256 * 1024
-#: Threads one process lends to ranged reads at once, however many reads run: a read that
-#: finds none free is one stream (many reads at once are parallel already).
-RANGE_HELPERS = 8
+#: Threads one process lends to ranged reads and to the parts of multipart uploads and copies
+#: at once, however many run: a read that finds none free is one stream, an upload sends its
+#: parts one by one on its own thread (many calls at once are parallel already).
+HELPER_THREADS = 8
 _CRC_B64 = re.compile(r"^[A-Za-z0-9+/]{6}==$")
 
 _AUTH_CODES = frozenset(
@@ -175,49 +177,34 @@ _TRANSIENT_CODES = frozenset(
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 
 
-#: PUT parameters (botocore names) and the obstore attributes that carry them.
-_ATTRIBUTES = (("ContentType", "Content-Type"), ("ContentEncoding", "Content-Encoding"),
-               ("CacheControl", "Cache-Control"), ("StorageClass", "Storage-Class"))
+#: PUT parameters (botocore names) and the headers that carry them on the lean path.
+_PUT_HEADERS = {"ContentType": "Content-Type", "ContentEncoding": "Content-Encoding",
+                "CacheControl": "Cache-Control", "StorageClass": "x-amz-storage-class",
+                "ACL": "x-amz-acl"}
+_CRC_HEADER = "x-amz-meta-" + CRC_METADATA
 
 
-def _attributes(params: dict) -> dict:
-    """obstore's attributes for PUT ``params`` (user metadata keys pass through as they are)."""
-    attributes = {header: params[name] for name, header in _ATTRIBUTES if name in params}
-    attributes.update(params.get("Metadata", {}))
-    return attributes
+def _put_headers(params: dict) -> dict[str, str]:
+    """The request headers of a lean-path PUT with botocore-style ``params``."""
+    headers = {_PUT_HEADERS[name]: value for name, value in params.items() if name in _PUT_HEADERS}
+    for name, value in params.get("Metadata", {}).items():
+        headers["x-amz-meta-" + name] = value
+    return headers
 
 
-class _Reader(io.RawIOBase):
-    """A caller's file handle as obstore reads it: what its reads raise (KeyboardInterrupt
-    included, which obstore would turn into an OSError) is kept, to be raised as it was."""
+def _length(headers: dict[str, str]) -> int | None:
+    value = headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else None
 
-    def __init__(self, handle: Any, full: str):
-        super().__init__()
-        self.handle = handle
-        self.full = full
-        self.error: BaseException | None = None
 
-    def read(self, size: int = -1) -> bytes:
-        try:
-            chunk = self.handle.read(size)
-            if isinstance(chunk, str):
-                raise TypeError(f"{self.full}: the file handle must be opened in binary mode")
-            return chunk
-        except BaseException as e:
-            self.error = e
-            raise
+def _crc_of(headers: dict[str, str]) -> str | None:
+    """The stored crc32c in a lean-path answer's headers, if any."""
+    value = headers.get(_CRC_HEADER)
+    return value if value and _CRC_B64.match(value) else None
 
-    def readable(self) -> bool:
-        return True
 
-    def seekable(self) -> bool:
-        return self.handle.seekable()
-
-    def tell(self) -> int:
-        return self.handle.tell()
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.handle.seek(offset, whence)
+def _etag_of(headers: dict[str, str]) -> str | None:
+    return (headers.get("etag") or "").strip('"') or None
 
 
 class S3Error(StorageError):
@@ -329,7 +316,7 @@ def _timestamp(value: Any) -> datetime:
     return parse_timestamp(value)
 
 
-def _md5_b64(data: bytes | bytearray) -> str:
+def _md5_b64(data: bytes | bytearray | memoryview) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
 
 
@@ -358,35 +345,41 @@ def _checksum(etag: str | None, metadata: dict | None) -> tuple[str | None, str 
     return (etag, "etag") if etag else (None, None)
 
 
-_range_helpers_lock = threading.Lock()
-_range_helpers_free = [RANGE_HELPERS]
+_helpers_lock = threading.Lock()
+_helpers_free = [HELPER_THREADS]
 
 
 @contextlib.contextmanager
-def _range_helpers(result: Any, ranges_work: bool = True) -> Iterator[int]:
-    """How many threads a full read of the open obstore GET ``result`` may read ranges with:
-    up to :data:`RANGES_IN_FLIGHT` of this process's free :data:`RANGE_HELPERS` for a large
-    object that carries a crc32c (its md5 could not be computed range by range), else 0."""
-    wanted = (RANGES_IN_FLIGHT if ranges_work and result.meta["size"] >= RANGED_READ_THRESHOLD
-              and _stored_crc(result.attributes) else 0)
-    with _range_helpers_lock:
-        granted = min(wanted, _range_helpers_free[0])
-        _range_helpers_free[0] -= granted
+def _helpers(wanted: int) -> Iterator[int]:
+    """Borrow up to ``wanted`` of this process's free :data:`HELPER_THREADS` (the engine's
+    reusable threads that large reads and multipart uploads fan out on) for the ``with``
+    block; how many were granted (maybe 0)."""
+    with _helpers_lock:
+        granted = min(wanted, _helpers_free[0])
+        _helpers_free[0] -= granted
     try:
         yield granted
     finally:
-        with _range_helpers_lock:
-            _range_helpers_free[0] += granted
+        with _helpers_lock:
+            _helpers_free[0] += granted
 
 
-def _reset_range_helpers_after_fork() -> None:
-    global _range_helpers_lock
-    _range_helpers_lock = threading.Lock()
-    _range_helpers_free[0] = RANGE_HELPERS
+def _range_helpers(size: int | None, headers: dict[str, str], ranges_work: bool = True):
+    """:func:`_helpers` for a full read of an object of ``size`` bytes whose GET answered
+    ``headers``: up to :data:`RANGES_IN_FLIGHT` for a large object that carries a crc32c (its
+    md5 could not be computed range by range), else none."""
+    return _helpers(RANGES_IN_FLIGHT if ranges_work and size is not None
+                    and size >= RANGED_READ_THRESHOLD and _crc_of(headers) else 0)
+
+
+def _reset_helpers_after_fork() -> None:
+    global _helpers_lock
+    _helpers_lock = threading.Lock()
+    _helpers_free[0] = HELPER_THREADS
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_range_helpers_after_fork)
+    os.register_at_fork(after_in_child=_reset_helpers_after_fork)
 
 
 _ENCODINGS: dict[str | None, str | None] = {}
@@ -483,6 +476,8 @@ def _copy_part_size(size: int) -> int:
 
 
 def _status_and_code(error: BaseException) -> tuple[int | None, str]:
+    if isinstance(error, _s3wire.Answer):
+        return error.status, error.code
     response = getattr(error, "response", None)
     if not isinstance(response, dict):
         return None, ""
@@ -501,7 +496,7 @@ def _is_client_error(error: BaseException) -> bool:
 def _is_missing(error: BaseException) -> bool:
     """A 404 for the object itself (a missing *bucket* is not "missing", except on HEAD, whose
     404 has no body to tell them apart)."""
-    if not _is_client_error(error):
+    if not isinstance(error, _s3wire.Answer) and not _is_client_error(error):
         return False
     status, code = _status_and_code(error)
     return code in _MISSING_CODES or (status == 404 and code != "NoSuchBucket")
@@ -512,11 +507,12 @@ def is_transient(error: BaseException) -> bool:
     and S3's slow-down / internal-error codes. Never for 4xx such as 400, 403 or 404."""
     if isinstance(error, S3Error):
         return error.transient
-    kind = _obstore.classify(error)
-    if kind is not None:
-        return kind == _obstore.TRANSIENT
-    if isinstance(error, (ConnectionError, TimeoutError)):
-        return True
+    if isinstance(error, _s3wire.Answer):
+        return error.code in _TRANSIENT_CODES or error.status == 429 or error.status >= 500
+    if isinstance(error, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True  # _http1's cut-short or malformed answers are ConnectionErrors too
+    if isinstance(error, ssl.SSLError):
+        return not isinstance(error, ssl.SSLCertVerificationError)
     import http.client
 
     if isinstance(error, (http.client.IncompleteRead, http.client.RemoteDisconnected)):
@@ -555,22 +551,20 @@ def _translate(error: BaseException, op: str, where: str) -> BaseException:
     """A clear error naming ``where`` for a failure of ``op``; unknown errors pass unchanged."""
     if isinstance(error, CloudFilesError):
         return error
-    kind = _obstore.classify(error)
-    if kind is not None:
-        answer = _obstore.message(error)
-        if kind == _obstore.REFUSED:
-            return _refused(op, where, answer)
-        if "NoSuchBucket" in str(error):
-            return S3Error(f"S3 {op} of {where} failed: the bucket does not exist ({answer}).")
-        return S3Error(f"S3 {op} of {where} failed: {answer}", kind == _obstore.TRANSIENT)
-    if _is_client_error(error):
+    answered = isinstance(error, _s3wire.Answer)
+    if answered or _is_client_error(error):
         status, code = _status_and_code(error)
-        message = error.response.get("Error", {}).get("Message") or ""  # type: ignore[attr-defined]
+        message = (error.message if answered  # type: ignore[attr-defined]
+                   else error.response.get("Error", {}).get("Message") or "")  # type: ignore[attr-defined]
         answer = f"HTTP {status} {code}".strip() + (f": {message}" if message else "")
         if status in (401, 403) or code in _AUTH_CODES:
             return _refused(op, where, answer)
         if code == "NoSuchBucket":
             return S3Error(f"S3 {op} of {where} failed: the bucket does not exist ({answer}).")
+        region = getattr(error, "region", "")
+        if region and status in (301, 307, 400):
+            answer += (f"; the bucket is in region {region}: set AWS_DEFAULT_REGION (or the "
+                       f"secrets' region) to it")
         return S3Error(f"S3 {op} of {where} failed ({answer}).", is_transient(error))
     name = type(error).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
@@ -579,7 +573,8 @@ def _translate(error: BaseException, op: str, where: str) -> BaseException:
             f"aws-secret.json in the secrets directory, or set AWS_ACCESS_KEY_ID and "
             f"AWS_SECRET_ACCESS_KEY. Public buckets can be read with no_sign_request=True."
         )
-    if is_transient(error) or type(error).__module__.startswith(("botocore", "urllib3")):
+    if (is_transient(error) or isinstance(error, ssl.SSLError)
+            or type(error).__module__.startswith(("botocore", "urllib3"))):
         return S3Error(f"S3 {op} of {where} failed: {name}: {error}", is_transient(error))
     return error
 
@@ -599,7 +594,7 @@ class _Multipart:
         self.backend = backend
         self.key = key
         self.create_params = create_params
-        self.in_flight = 1 if _obstore._gevent_patched() else max(1, in_flight)
+        self.in_flight = max(1, in_flight)
 
     def run(self, jobs: Iterator[tuple[int, Callable[[str], str]]]) -> dict:
         backend = self.backend
@@ -623,32 +618,16 @@ class _Multipart:
             raise
 
     def _run_parts(self, jobs: Iterator[tuple[int, Callable[[str], str]]], upload_id: str) -> dict[int, str]:
-        etags: dict[int, str] = {}
-        if self.in_flight == 1:
-            for number, job in jobs:
-                etags[number] = job(upload_id)
-                del job  # let the part's bytes go before the next part is read
-            return etags
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+        """Each part's ETag. Parts run on up to ``in_flight`` of the process's free helper
+        threads (the engine's reusable ones: none is started per upload), each taking the next
+        job from ``jobs`` only when free, so at most that many parts are in memory; on the
+        calling thread, one by one, when no helper is free or under gevent's monkey-patching."""
+        from .._engine import scheduler
 
-        pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="cfdask-s3-part")
-        pending: dict[Any, int] = {}
-        try:
-            for number, job in jobs:
-                pending[pool.submit(job, upload_id)] = number
-                del job
-                # wait for room before reading the next part: at most in_flight parts in memory
-                while len(pending) >= self.in_flight:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        etags[pending.pop(future)] = future.result()
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    etags[pending.pop(future)] = future.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        return etags
+        wanted = 0 if scheduler.gevent_active() else self.in_flight
+        with _helpers(wanted if wanted > 1 else 0) as granted:
+            return dict(scheduler.run(lambda pair: (pair[0], pair[1](upload_id)), jobs,
+                                      max(1, granted)))
 
 
 class S3Backend(Backend):
@@ -690,10 +669,10 @@ class S3Backend(Backend):
             self.acl = resolve_alias(root.alias).get("acl")
         self.unsigned = bool(options.no_sign_request)
         # every engine thread, plus the range helpers a large read borrows
-        self.pool_size = max(10, int(options.num_threads or 0)) + RANGE_HELPERS
+        self.pool_size = max(10, int(options.num_threads or 0)) + HELPER_THREADS
         self._creds: dict | None = None
         self._cached: tuple[int, Any] | None = None  # (pid, client)
-        self._fast: tuple[int, Any] | None = None  # (pid, obstore store or None)
+        self._fast: tuple[int, Any] | None = None  # (pid, lean transport or None)
 
     # -- identity, credentials, client ----------------------------------------------------------
     def describe(self) -> str:
@@ -762,53 +741,27 @@ class S3Backend(Backend):
         self._cached = (pid, client)
         return client
 
-    def _store(self, full: str | None = None, part_retries: bool = False) -> Any:
-        """obstore's store for this backend in this process (and for the key ``full``, if
-        given), or None when the SDK serves the call: CLOUD_FILES_TRANSPORT=sdk, gevent, a key
-        obstore would alter, or credentials only botocore's default chain can find."""
-        if full is not None and not _obstore.plain_key(full):
-            return None
-        if part_retries:
-            return None if self._store() is None else self._make_store(part_retries=True)
+    def _wire(self) -> _s3wire.Wire | None:
+        """The lean transport (``_s3wire``) of this backend in this process, or None when
+        botocore serves every call: ``CLOUD_FILES_TRANSPORT=sdk``, or credentials only
+        botocore's default chain can find (profiles, instance roles)."""
         fast = self._fast
         pid = os.getpid()
         if fast is not None and fast[0] == pid:
             return fast[1]
-        store = self._make_store()
-        self._fast = (pid, store)
-        return store
+        wire = self._make_wire()
+        self._fast = (pid, wire)
+        return wire
 
-    def _make_store(self, part_retries: bool = False) -> Any:
-        if not _obstore.enabled():
+    def _make_wire(self) -> _s3wire.Wire | None:
+        if _s3wire.mode() == "sdk":
             return None
         creds = self._request_credentials()
-        if self.unsigned:
-            auth: dict[str, Any] = {"skip_signature": True}
-        else:
-            if not creds.get("AWS_ACCESS_KEY_ID"):
-                return None
-            auth = {"access_key_id": creds["AWS_ACCESS_KEY_ID"],
-                    "secret_access_key": creds["AWS_SECRET_ACCESS_KEY"]}
-            if creds.get("AWS_SESSION_TOKEN"):
-                auth["session_token"] = creds["AWS_SESSION_TOKEN"]
-        region = creds.get("AWS_DEFAULT_REGION") or "us-east-1"
-        config: dict[str, Any] = {"region": region, **auth}
-        if self.endpoint:
-            config["endpoint"] = self.endpoint
-            config["virtual_hosted_style_request"] = False
-        if self._payer:
-            config["request_payer"] = True
-        retries = _obstore.part_retries() if part_retries else _obstore.NO_RETRIES
-        key = ("s3", self.bucket, self.endpoint, region, self.credentials_fingerprint(),
-               bool(self._payer), self.unsigned, repr(retries))
-
-        def make() -> Any:
-            from obstore.store import S3Store
-
-            return S3Store(self.bucket, config=config, retry_config=retries,
-                           client_options=_obstore.client_options(self.endpoint))
-
-        return _obstore.store(key, make)
+        if not self.unsigned and not creds.get("AWS_ACCESS_KEY_ID"):
+            return None
+        return _s3wire.Wire(self.endpoint, self.bucket,
+                            creds.get("AWS_DEFAULT_REGION") or "us-east-1",
+                            None if self.unsigned else creds, bool(self._payer), self.pool_size)
 
     def _fail(self, error: BaseException, op: str, full_key: str) -> NoReturn:
         translated = _translate(error, op, self._where(full_key))
@@ -852,9 +805,9 @@ class S3Backend(Backend):
         return data
 
     def _get_full(self, full: str) -> Blob | None:
-        store = self._store(full)
-        if store is not None:
-            return self._fast_get(store, full)
+        wire = self._wire()
+        if wire is not None:
+            return self._fast_get(wire, full)
         response = self._get_object(full)
         if response is None:
             return None
@@ -862,38 +815,42 @@ class S3Backend(Backend):
         return Blob(data, canonical_encoding(response.get("ContentEncoding")),
                     *_checksum(response.get("ETag"), response.get("Metadata")))
 
-    def _fast_get(self, store: Any, full: str) -> Blob | None:
-        result = self._fast_open(store, full)
-        if result is None:
+    def _fast_get(self, wire: _s3wire.Wire, full: str) -> Blob | None:
+        resp = self._fast_open(wire, full)
+        if resp is None:
             return None
-        size = result.meta["size"]
-        if size <= STREAM_CHUNK:
-            data = bytes(result.bytes())
-            return self._fast_blob(full, result, data, len(data), None)
-        with _range_helpers(result, not self._ranges_ignored) as helpers:
-            if helpers > 1:
-                # filled in place, range by range; the engine checks the crc32c afterwards
-                buffer = io.BytesIO(bytes(size))  # its own buffer: becomes the result, no copy
-                with buffer.getbuffer() as view:
-                    self._read_ranges(full, result, helpers, lambda start, end: view[start:end])
-                return self._fast_blob(full, result, buffer.getvalue(), size, None)
-        # hashed as they arrive, not in a second pass; collected in a BytesIO, whose buffer
-        # grows in place and becomes the bytes returned (no copy): peak memory is the object
-        # once, where a list of pieces joined at the end held it twice
-        buffer = io.BytesIO()
-        received, digest = self._fast_drain(result, buffer.write)
-        return self._fast_blob(full, result, buffer.getvalue(), received, digest)
-
-    def _fast_open(self, store: Any, full: str) -> Any:
-        """obstore's GetResult for ``full`` (headers read, body not yet), or None if missing."""
-        import obstore
-
         try:
-            return obstore.get(store, full)
-        except Exception as e:
-            if _obstore.classify(e) == _obstore.MISSING and "NoSuchBucket" not in str(e):
-                return None
-            raise
+            size = _length(resp.headers)
+            if size is not None and size <= STREAM_CHUNK:
+                data = resp.read()
+                return self._fast_blob(full, resp, data, len(data), None)
+            with _range_helpers(size, resp.headers, not self._ranges_ignored) as helpers:
+                if helpers > 1:
+                    # filled in place, range by range; the engine checks the crc32c afterwards
+                    buffer = io.BytesIO(bytes(size))  # its own buffer: becomes the result, no copy
+                    with buffer.getbuffer() as view:
+                        self._read_ranges(full, resp, helpers, lambda start, end: view[start:end])
+                    return self._fast_blob(full, resp, buffer.getvalue(), size, None)
+            # hashed as they arrive, not in a second pass; collected in a BytesIO, whose buffer
+            # grows in place and becomes the bytes returned (no copy): peak memory is the
+            # object once, where a list of pieces joined at the end held it twice
+            buffer = io.BytesIO()
+            received, digest = self._fast_drain(resp, buffer.write)
+            return self._fast_blob(full, resp, buffer.getvalue(), received, digest)
+        finally:
+            resp.release()  # back to the pool if the body was read to its end, else closed
+
+    def _fast_open(self, wire: _s3wire.Wire, full: str) -> _http1.Response | None:
+        """The lean-path GET of ``full`` with its head read and its body not yet, or None if
+        the object is missing (a missing bucket is an error)."""
+        resp = wire.request("GET", full, stream=True)
+        if resp.status == 200:
+            return resp
+        error = _s3wire.answer_error(resp)
+        resp.release()
+        if _is_missing(error):
+            return None
+        raise error
 
     def _get_range(self, full: str, start: int | None, end: int | None) -> Blob | None:
         suffix = start is not None and start < 0 and end is None
@@ -949,9 +906,9 @@ class S3Backend(Backend):
             self._fail(e, "get", full)
 
     def _stream(self, full: str, fileobj: BinaryIO, start: int) -> Blob | None:
-        store = self._store(full) if start <= 0 else None
-        if store is not None:
-            return self._fast_stream(store, full, fileobj)
+        wire = self._wire() if start <= 0 else None
+        if wire is not None:
+            return self._fast_stream(wire, full, fileobj)
         try:
             response = self._get_object(full, **({"Range": f"bytes={start}-"} if start > 0 else {}))
         except Exception as e:
@@ -993,31 +950,35 @@ class S3Backend(Backend):
             raise IncompleteReadError(actual_bytes=received, expected_bytes=expected)
         return self._streamed(response, total)
 
-    def _fast_stream(self, store: Any, full: str, fileobj: BinaryIO) -> Blob | None:
-        result = self._fast_open(store, full)
-        if result is None:
+    def _fast_stream(self, wire: _s3wire.Wire, full: str, fileobj: BinaryIO) -> Blob | None:
+        resp = self._fast_open(wire, full)
+        if resp is None:
             return None
-        with _range_helpers(result, not self._ranges_ignored) as helpers:
-            if helpers > 1:
-                digest = self._ranges_in_order(full, result, helpers, fileobj.write)
-                return self._fast_blob(full, result, None, result.meta["size"], digest)
-        received, digest = self._fast_drain(result, fileobj.write)
-        return self._fast_blob(full, result, None, received, digest)
+        try:
+            size = _length(resp.headers)
+            with _range_helpers(size, resp.headers, not self._ranges_ignored) as helpers:
+                if helpers > 1:
+                    digest = self._ranges_in_order(full, resp, helpers, fileobj.write)
+                    return self._fast_blob(full, resp, None, size, digest)
+            received, digest = self._fast_drain(resp, fileobj.write)
+            return self._fast_blob(full, resp, None, received, digest)
+        finally:
+            resp.release()
 
     @staticmethod
-    def _fast_drain(result: Any, write: Callable[[Any], Any]) -> tuple[int, str]:
+    def _fast_drain(resp: _http1.Response, write: Callable[[Any], Any]) -> tuple[int, str]:
         """Pass the body to ``write`` piece by piece: ``(bytes received, their checksum)``, of
         the kind the read is checked with (base64 crc32c where the object carries one, else hex
         md5)."""
-        digest = new_digest(_stored_crc(result.attributes) is not None)
+        digest = new_digest(_crc_of(resp.headers) is not None)
         received = 0
-        for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
+        while chunk := resp.read(STREAM_CHUNK):
             received += len(chunk)
             digest.update(chunk)
             write(chunk)
         return received, digest_text(digest)
 
-    def _ranges_in_order(self, full: str, result: Any, helpers: int,
+    def _ranges_in_order(self, full: str, resp: _http1.Response, helpers: int,
                          write: Callable[[Any], Any]) -> str:
         """:meth:`_read_ranges` into part-sized buffers passed to ``write`` in order (so memory
         holds at most ``helpers`` parts, in buffers used again and again); returns the base64
@@ -1051,25 +1012,24 @@ class S3Backend(Backend):
                 state["stop"] = True
                 turn.notify_all()
 
-        self._read_ranges(full, result, helpers, buffer, written, stop)
+        self._read_ranges(full, resp, helpers, buffer, written, stop)
         return digest_text(digest)
 
-    def _read_ranges(self, full: str, result: Any, helpers: int,
+    def _read_ranges(self, full: str, resp: _http1.Response, helpers: int,
                      target: Callable[[int, int], memoryview],
                      filled: Callable[[int, memoryview], None] | None = None,
                      stop: Callable[[], None] | None = None) -> None:
-        """Read the object of the open GET ``result`` as ranges of :data:`RANGE_PART` bytes,
+        """Read the object of the open GET ``resp`` as ranges of :data:`RANGE_PART` bytes,
         ``helpers`` at once on the engine's reusable threads: range ``i`` (bytes ``start:end``)
         goes into ``target(start, end)``, then ``filled(i, that view)`` runs. The first range
-        is read from the open response, the others by ranged GETs (botocore's: obstore refuses
-        the ``200`` with a Content-Range that some servers, rclone among them, answer a Range
-        with), each from the same object (same ETag; ``If-Match`` where servers honour it).
-        On any failure ``stop()`` runs before the error is raised, so that no part waits for
-        one that will never come."""
+        is read from the open response (the rest of its body is dropped), the others by ranged
+        GETs, each from the same object (same ETag; ``If-Match`` where servers honour it). On
+        any failure ``stop()`` runs before the error is raised, so that no part waits for one
+        that will never come."""
         from .._engine import scheduler
 
-        size = result.meta["size"]
-        etag = (result.meta.get("e_tag") or "").strip('"') or None
+        size = _length(resp.headers) or 0
+        etag = _etag_of(resp.headers)
 
         def part(index: int) -> None:
             start = index * RANGE_PART
@@ -1077,7 +1037,7 @@ class S3Backend(Backend):
             try:
                 with target(start, end) as view:
                     if index == 0:
-                        self._fill_from_stream(full, result, view, size)
+                        self._fill_from_stream(full, resp, view, size)
                     else:
                         self._fill_range(full, view, start, size, etag)
                     if filled is not None:
@@ -1094,17 +1054,18 @@ class S3Backend(Backend):
                 stop()  # Ctrl-C on the caller: parts still in flight write nothing more
             raise
 
-    def _fill_from_stream(self, full: str, result: Any, view: memoryview, size: int) -> None:
-        """Fill ``view`` with the first bytes of the open GET ``result`` (the rest is dropped)."""
+    def _fill_from_stream(self, full: str, resp: _http1.Response, view: memoryview, size: int) -> None:
+        """Fill ``view`` with the first bytes of the open GET ``resp``, then close it (the
+        rest of its body is read by ranges)."""
         have = 0
-        for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
-            take = min(len(chunk), len(view) - have)
-            view[have : have + take] = chunk[:take] if take < len(chunk) else chunk
-            have += take
-            if have == len(view):
-                return
-        raise S3Error(f"{self._where(full)}: the body ended after {have} of {size} bytes",
-                      transient=True)
+        try:
+            while have < len(view) and (count := resp.readinto(view[have:])):
+                have += count
+        finally:
+            resp.close()
+        if have < len(view):
+            raise S3Error(f"{self._where(full)}: the body ended after {have} of {size} bytes",
+                          transient=True)
 
     def _fill_range(self, full: str, view: memoryview, start: int, size: int,
                     etag: str | None) -> None:
@@ -1114,39 +1075,38 @@ class S3Backend(Backend):
         (:class:`_Replaced`), or a server that ignores Range (the backend then reads large
         objects as one stream). Any other failure left after this range's own retries is not:
         the engine must not repeat every range again."""
-        client = self._client()
+        wire = self._wire()
+        assert wire is not None  # ranges are read only for reads on the lean path
         where = self._where(full)
         end = start + len(view)
-        match = {"IfMatch": f'"{etag}"'} if etag and not etag.startswith("W/") else {}
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        if etag and not etag.startswith("W/"):
+            headers["If-Match"] = f'"{etag}"'
 
         def once() -> None:
+            resp = wire.request("GET", full, headers, stream=True)
             try:
-                response = client.get_object(Bucket=self.bucket, Key=full, **self._payer, **match,
-                                             Range=f"bytes={start}-{end - 1}")
-            except Exception as e:
-                status, code = _status_and_code(e)
-                if status in (404, 412, 416) or code in ("NoSuchKey", "InvalidRange"):
-                    raise _Replaced(f"{where} was replaced, shortened or deleted while it was "
-                                    f"read in ranges ({code or status})") from e
-                raise
-            body = response["Body"]
-            try:
-                got = (response.get("ETag") or "").strip('"') or None
+                if resp.status not in (200, 206):
+                    error = _s3wire.answer_error(resp)
+                    if error.status in (404, 412, 416) or error.code in ("NoSuchKey", "InvalidRange"):
+                        raise _Replaced(f"{where} was replaced, shortened or deleted while it was "
+                                        f"read in ranges ({error.code or error.status})") from error
+                    raise error
+                got = _etag_of(resp.headers)
                 if etag and got != etag:
                     raise _Replaced(f"{where} was replaced while it was read in ranges (ETag "
                                     f"{etag} became {got})")
-                if not response.get("ContentRange") and response.get("ContentLength") == size:
+                if "content-range" not in resp.headers and _length(resp.headers) == size:
                     self._ranges_ignored = True  # from now on: one stream per large read
                     raise _Replaced(f"{where}: the server ignored Range; reading it whole")
-                have = 0  # urllib3 reads into a temporary of the size asked: a chunk at a time
-                while have < len(view) and (
-                        count := body.readinto(view[have : have + STREAM_CHUNK])):
+                have = 0
+                while have < len(view) and (count := resp.readinto(view[have:])):
                     have += count
-                if have != len(view) or body.read(1):
+                if have != len(view) or resp.read(1):
                     raise S3Error(f"{where}: asked for bytes {start}-{end - 1}, the answer held "
                                   f"{'more' if have == len(view) else have}", transient=True)
             finally:
-                body.close()
+                resp.release()
 
         try:
             _retry.call(once, lambda e: is_transient(e) and not isinstance(e, _Replaced))
@@ -1160,18 +1120,19 @@ class S3Backend(Backend):
                 raise
             raise translated from e
 
-    def _fast_blob(self, full: str, result: Any, content: bytes | None, received: int,
+    def _fast_blob(self, full: str, resp: _http1.Response, content: bytes | None, received: int,
                    digest: str | None) -> Blob:
-        """The Blob of an obstore read (``content`` None: streamed into a file), after checking
+        """The Blob of a lean-path read (``content`` None: streamed into a file), after checking
         that the whole body arrived. ``digest``: the checksum of the bytes received, of the kind
         the Blob's hash is (see :meth:`_fast_drain`)."""
-        meta = result.meta
-        if received != meta["size"]:
+        headers = resp.headers
+        size = _length(headers)
+        if size is not None and received != size:
             raise S3Error(f"{self._where(full)}: the body ended after {received} of "
-                          f"{meta['size']} bytes", transient=True)
-        checksum, kind = _checksum(meta.get("e_tag"), result.attributes)
-        crc = kind == "crc32c"
-        return Blob(content, canonical_encoding(result.attributes.get("Content-Encoding")),
+                          f"{size} bytes", transient=True)
+        crc = _crc_of(headers)
+        checksum, kind = (crc, "crc32c") if crc else _checksum(headers.get("etag"), None)
+        return Blob(content, canonical_encoding(headers.get("content-encoding")),
                     checksum, kind, received if content is None else None,
                     None if crc else digest, digest if crc else None)
 
@@ -1218,18 +1179,17 @@ class S3Backend(Backend):
         }
 
     def _size(self, full: str) -> int | None:
-        store = self._store(full)
-        if store is None:
+        wire = self._wire()
+        if wire is None:
             r = self._head(full)
             return None if r is None else r.get("ContentLength")
-        import obstore
-
-        try:
-            return obstore.head(store, full)["size"]
-        except Exception as e:
-            if _obstore.classify(e) == _obstore.MISSING:
-                return None
-            raise
+        resp = wire.request("HEAD", full)
+        if resp.status == 200:
+            return _length(resp.headers)
+        error = _s3wire.answer_error(resp)
+        if _is_missing(error):  # a HEAD's 404 has no body to tell a missing bucket apart
+            return None
+        raise error
 
     def size(self, key: str) -> int | None:
         full = self.base + key
@@ -1273,9 +1233,7 @@ class S3Backend(Backend):
         if isinstance(data, (bytes, bytearray, memoryview)):
             if len(data) > threshold:
                 params = _with_crc(params, data)  # a file handle's is unknown until it is read
-                view = memoryview(data).cast("B")
-                if not self._fast_multipart(full, view, len(view), params):
-                    self._upload_buffer(full, view, params)
+                self._upload_buffer(full, memoryview(data).cast("B"), params)
             else:
                 self._put_object(full, data if isinstance(data, bytes) else bytes(data), params)
             return
@@ -1288,8 +1246,7 @@ class S3Backend(Backend):
         if size is None:
             self._upload_stream(full, data, params)
         elif size > threshold:
-            if not self._fast_multipart(full, _Reader(data, full), size, params):
-                self._upload_handle(full, data, upload_part_size(size), [], params)
+            self._upload_handle(full, data, upload_part_size(size), [], params)
         else:
             content = data.read()
             if isinstance(content, str):
@@ -1298,50 +1255,48 @@ class S3Backend(Backend):
 
     def _put_object(self, full: str, content: bytes | bytearray, params: dict) -> None:
         params = _with_crc(params, content)
-        store = None if self.unsigned or "ACL" in params else self._store(full)
-        if store is not None:
-            # SigV4 signs the body's SHA-256 (x-amz-content-sha256): S3 refuses damaged bytes
-            # just as Content-MD5 makes it do on the SDK path.
-            import obstore
-
-            obstore.put(store, full, content, attributes=_attributes(params), use_multipart=False)
+        md5 = _md5_b64(content)  # the server refuses bytes damaged on the way
+        wire = self._wire()
+        if wire is None:
+            self._client().put_object(Bucket=self.bucket, Key=full, Body=content, ContentMD5=md5,
+                                      **self._payer, **params)
             return
-        self._client().put_object(Bucket=self.bucket, Key=full, Body=content,
-                                  ContentMD5=_md5_b64(content), **self._payer, **params)
+        resp = wire.request("PUT", full, {**_put_headers(params), "Content-MD5": md5}, content)
+        if resp.status != 200:
+            raise _s3wire.answer_error(resp)
 
-    def _fast_multipart(self, full: str, source: memoryview | _Reader, size: int, params: dict) -> bool:
-        """A multipart upload through obstore of bytes in memory or of a file handle read part
-        by part (parts of the same size as botocore's path, PARTS_IN_FLIGHT at once, so memory
-        stays near that many parts; each part retried on its own; obstore aborts the upload on
-        any failure). False if this upload must take the botocore path."""
-        store = None if self.unsigned or "ACL" in params else self._store(full, part_retries=True)
-        if store is None:
-            return False
-        import obstore
+    def _part_job(self, full: str, number: int, chunk: bytes | bytearray | memoryview) -> Callable[[str], str]:
+        """Sends part ``number`` of an upload (given its id), retried on its own; its ETag."""
+        wire = self._wire()
+        if wire is None:
+            client = self._client()
+            body = chunk if isinstance(chunk, (bytes, bytearray)) else bytes(chunk)
+            md5 = _md5_b64(body)
 
-        try:
-            obstore.put(store, full, source, attributes=_attributes(params), use_multipart=True,
-                        chunk_size=upload_part_size(size), max_concurrency=PARTS_IN_FLIGHT)
-        except Exception as e:
-            if isinstance(source, _Reader) and source.error is not None:
-                raise source.error from None  # the caller's reader failed (upload aborted)
-            translated = _translate(e, "multipart upload", self._where(full))
-            if isinstance(translated, S3Error):
-                translated.transient = False  # the parts were retried already
-            raise translated from e
-        return True
+            def job(upload_id: str) -> str:
+                response = _retry.call(client.upload_part, is_transient, Bucket=self.bucket,
+                                       Key=full, UploadId=upload_id, PartNumber=number,
+                                       Body=body, ContentMD5=md5, **self._payer)
+                return response["ETag"]
 
-    def _part_job(self, full: str, number: int, chunk: bytes | bytearray) -> Callable[[str], str]:
-        client = self._client()
-        md5 = _md5_b64(chunk)
+            return job
 
-        def job(upload_id: str) -> str:
-            response = _retry.call(client.upload_part, is_transient, Bucket=self.bucket, Key=full,
-                                   UploadId=upload_id, PartNumber=number, Body=chunk,
-                                   ContentMD5=md5, **self._payer)
-            return response["ETag"]
+        def send(upload_id: str, md5: str) -> str:
+            resp = wire.request("PUT", full, {"Content-MD5": md5}, chunk,
+                                {"partNumber": number, "uploadId": upload_id})
+            if resp.status != 200:
+                raise _s3wire.answer_error(resp)
+            etag = resp.headers.get("etag")
+            if not etag:
+                raise S3Error(f"{self._where(full)}: the server answered part {number} without "
+                              f"an ETag")
+            return etag
 
-        return job
+        def wire_job(upload_id: str) -> str:
+            return _retry.call(send, is_transient, upload_id, _md5_b64(chunk))  # hashed here,
+            # on the part's own thread: parts are hashed in parallel
+
+        return wire_job
 
     def _upload_buffer(self, full: str, view: memoryview, params: dict) -> None:
         size = len(view)
@@ -1349,7 +1304,7 @@ class S3Backend(Backend):
 
         def jobs() -> Iterator[tuple[int, Callable[[str], str]]]:
             for number, offset in enumerate(range(0, size, part), start=1):
-                yield number, self._part_job(full, number, bytes(view[offset:offset + part]))
+                yield number, self._part_job(full, number, view[offset:offset + part])
 
         self._finish_upload(full, jobs(), params)
 

@@ -10,9 +10,10 @@ inside a batch: server-side copies, streamed downloads to disk, uploads from fil
 no recompression unless ``reencode`` asks for it.
 
 Before the first task, every worker starts the engine threads its tasks will use (its Dask
-threads x the destination's ``num_threads``, plus the helpers S3's large reads borrow), and
-the engine reuses them from then on: no thread is started while tasks run. On CPython before 3.11.9 a thread started while Dask's profiler samples the running
-tasks' frames can deadlock the worker process (gh-106883); this was seen here with 4 workers.
+threads x the destination's ``num_threads``, plus the helpers S3's large reads and uploads
+borrow), and the engine reuses them from then on: no thread is started while tasks run. On
+CPython before 3.11.9 a thread started while Dask's profiler samples the running tasks' frames
+can deadlock the worker process (gh-106883); this was seen here with 4 workers.
 
 Writes are atomic and a batch can be run twice without harm, so when a worker dies Dask simply
 runs its batches again elsewhere (up to its ``distributed.scheduler.allowed-failures``
@@ -73,11 +74,11 @@ def _refuse_memory(client: Any, *cfs: CloudFiles) -> None:
 def _prestart_threads(per_task: int, dask_worker: Any = None) -> int:
     """Run by ``client.run`` on every worker, outside any task: start the engine threads that
     its tasks will use (see the module docstring)."""
-    from ..backends.s3 import RANGE_HELPERS  # threads S3's large reads borrow from the pool
+    from ..backends.s3 import HELPER_THREADS  # threads S3's large reads and uploads borrow
 
     state = getattr(dask_worker, "state", None)
     tasks = getattr(state, "nthreads", None) or getattr(dask_worker, "nthreads", None) or 1
-    return scheduler.prestart(tasks * per_task + RANGE_HELPERS)
+    return scheduler.prestart(tasks * per_task + HELPER_THREADS)
 
 
 class _Tally:

@@ -36,8 +36,8 @@ class TestS3BackendAtBucketRoot(BackendContract):
 
 
 class TestS3BackendOnRcloneSDK(BackendContract):
-    """The same contract with obstore switched off: every call through botocore (the path used
-    under gevent, and for credentials only botocore's default chain can find)."""
+    """The same contract with the lean path switched off: every call through botocore (the path
+    used for credentials only botocore's default chain can find)."""
 
     @pytest.fixture
     def cloudpath(self, s3_env, rclone_server, monkeypatch):
@@ -45,17 +45,17 @@ class TestS3BackendOnRcloneSDK(BackendContract):
         return f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/root"
 
     def test_transport_is_the_sdk(self, backend) -> None:
-        assert backend._store() is None
+        assert backend._wire() is None
 
 
 class TestS3TransportChoice:
-    def test_obstore_by_default(self, s3_env, rclone_server) -> None:
+    def test_lean_path_by_default(self, s3_env, rclone_server) -> None:
         from cloudfiles_dask.backends.base import BackendOptions
         from cloudfiles_dask.backends.s3 import S3Backend
         from cloudfiles_dask.paths import extract
 
         path = extract(f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/root")
-        assert S3Backend(path, BackendOptions())._store() is not None
+        assert S3Backend(path, BackendOptions())._wire() is not None
 
     def test_bad_transport_name_is_named(self, s3_env, rclone_server, monkeypatch) -> None:
         from cloudfiles_dask import CloudFiles

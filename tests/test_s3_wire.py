@@ -1,0 +1,149 @@
+"""The lean S3 path (``backends._s3wire``): SigV4 signatures checked against AWS's documented
+example and against botocore's own signer, addressing, error answers, and the requests a call
+sends to a real server (rclone checks every signature)."""
+
+# ruff: noqa: F811  (pytest fixtures imported from tests.conftest_s3 are parameters here)
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import hashlib
+from urllib.parse import quote
+
+import pytest
+
+from cloudfiles_dask import CloudFiles
+from cloudfiles_dask.backends import _http1, _s3wire
+from cloudfiles_dask.exceptions import AuthorizationError
+from tests.conftest_s3 import rclone_server, s3_env  # noqa: F401 (fixtures)
+
+AKID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def test_signature_of_aws_documented_example():
+    """AWS's SigV4 example for S3: GET /test.txt with a Range, on 2013-05-24."""
+    signer = _s3wire.Signer(AKID, SECRET, "us-east-1")
+    headers = {"host": "examplebucket.s3.amazonaws.com", "Range": "bytes=0-9"}
+    signer.sign("GET", "/test.txt", "", headers, EMPTY_SHA256,
+                now=calendar.timegm((2013, 5, 24, 0, 0, 0)))
+    assert headers["Authorization"] == (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+
+
+CASES = [
+    ("GET", "plain/key.bin", {}, {}, None),
+    ("HEAD", "a b/ü+%=&?#~.txt", {"If-Match": '"abc  def"'}, {}, None),
+    ("PUT", "parts/x", {"Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg==", "Content-Type": "text/csv",
+                        "x-amz-meta-cfdask-crc32c": "AAAAAA=="},
+     {"partNumber": 3, "uploadId": "a/b+c=d~e f"}, "session-token/with+chars="),
+    ("POST", "k", {}, {"uploads": ""}, None),
+]
+
+
+@pytest.mark.parametrize("method,key,headers,query,token", CASES)
+def test_signature_matches_botocore(monkeypatch, method, key, headers, query, token):
+    """botocore's S3 signer, an independent implementation, signs the same request the same."""
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    when = datetime.datetime(2026, 12, 6, 1, 2, 3)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: when)
+    host = "bkt.s3.eu-west-3.amazonaws.com"
+    path = "/" + quote(key, safe="/~")
+    query_text = _s3wire.canonical_query(query)
+    url = f"https://{host}{path}" + (f"?{query_text}" if query_text else "")
+    request = AWSRequest(method=method, url=url, headers=dict(headers), data=b"")
+    request.context["payload_signing_enabled"] = False
+    botocore.auth.S3SigV4Auth(Credentials(AKID, SECRET, token), "s3", "eu-west-3").add_auth(request)
+    payload = request.headers["X-Amz-Content-SHA256"]  # UNSIGNED-PAYLOAD, or an empty body's
+
+    ours = {"host": host, **headers}
+    _s3wire.Signer(AKID, SECRET, "eu-west-3", token).sign(
+        method, path, query_text, ours, payload, now=calendar.timegm(when.timetuple()))
+    assert ours["Authorization"] == request.headers["Authorization"]
+    if token:
+        assert ours["x-amz-security-token"] == token
+
+
+def test_addressing():
+    assert _s3wire.address("http://127.0.0.1:9000", "bkt", "us-east-1") == (
+        "http://127.0.0.1:9000", "/bkt/")
+    assert _s3wire.address("https://s3.example.org/base/", "b.k.t", "x") == (
+        "https://s3.example.org", "/base/b.k.t/")
+    # AWS: virtual-hosted where the name is a DNS label without dots, path-style otherwise
+    assert _s3wire.address(None, "my-bucket", "eu-west-3") == (
+        "https://my-bucket.s3.eu-west-3.amazonaws.com", "/")
+    assert _s3wire.address(None, "my.bucket", "eu-west-3") == (
+        "https://s3.eu-west-3.amazonaws.com", "/my.bucket/")
+    assert _s3wire.address(None, "Upper_Case", "us-east-1")[1] == "/Upper_Case/"
+
+
+def test_transport_mode_is_checked(monkeypatch):
+    monkeypatch.setenv("CLOUD_FILES_TRANSPORT", "SDK ")
+    assert _s3wire.mode() == "sdk"
+    monkeypatch.setenv("CLOUD_FILES_TRANSPORT", "obstore")
+    with pytest.raises(ValueError, match="one of auto, sdk, got 'obstore'"):
+        _s3wire.mode()
+
+
+def test_error_answers_are_parsed():
+    resp = _http1.Response(301, {"x-amz-bucket-region": "eu-west-3"})
+    resp.data = (b'<?xml version="1.0"?><Error><Code>PermanentRedirect</Code>'
+                 b"<Message>Use the right endpoint</Message></Error>")
+    error = _s3wire.answer_error(resp)
+    assert (error.status, error.code, error.message, error.region) == (
+        301, "PermanentRedirect", "Use the right endpoint", "eu-west-3")
+    assert str(error) == "HTTP 301 PermanentRedirect: Use the right endpoint"
+    from cloudfiles_dask.backends import s3
+
+    translated = s3._translate(error, "get", "s3://bkt/k")
+    assert "region eu-west-3" in str(translated) and "AWS_DEFAULT_REGION" in str(translated)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every request the lean path sends, as ``METHOD`` or ``METHOD?names``."""
+    seen: list[str] = []
+    real = _s3wire.Wire.request
+
+    def note(self, method, key, headers=None, body=None, query=None, stream=False):
+        seen.append(method + ("?" + ",".join(sorted(query)) if query else ""))
+        return real(self, method, key, headers, body, query, stream)
+
+    monkeypatch.setattr(_s3wire.Wire, "request", note)
+    return seen
+
+
+def test_calls_send_one_request_each(rclone_server, s3_env, sent):
+    """On rclone, which checks every signature: each call of the data path is one request."""
+    cf = CloudFiles(f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/r")
+    cf.put("k", b"hello", compress=None)
+    assert sent == ["PUT"]
+    sent.clear()
+    assert cf.get("k") == b"hello" and cf.get("missing") is None
+    assert sent == ["GET", "GET"]
+    sent.clear()
+    assert cf.exists(["k", "missing"]) == {"k": True, "missing": False}
+    assert cf.size("k") == 5
+    assert sent == ["HEAD", "HEAD", "HEAD"]
+
+
+def test_refused_credentials_name_the_object(rclone_server, s3_env):
+    bucket = rclone_server.new_bucket()
+    wrong = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "wrong-secret"}
+    cf = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}/", secrets=wrong)
+    assert cf.backend._wire() is not None
+    with pytest.raises(AuthorizationError, match=f"{bucket}/k.*SignatureDoesNotMatch"):
+        cf.get("k")
+    with pytest.raises(AuthorizationError, match=f"{bucket}/k"):
+        cf.put("k", b"x")
+
+
+def test_signer_repr_hides_the_secret():
+    signer = _s3wire.Signer(AKID, SECRET, "us-east-1", "token")
+    assert SECRET not in repr(signer) and "token" not in repr(signer)
