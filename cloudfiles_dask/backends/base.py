@@ -228,6 +228,12 @@ def backend_class(protocol: str) -> type[Backend]:
     return cls
 
 
+def preload_crc32c() -> None:
+    """Import the crc32c package now: its first import costs ~50 ms (``importlib.metadata``),
+    which a cloud backend pays when it is made rather than inside its first bulk call."""
+    import crc32c  # noqa: F401
+
+
 def crc32c_b64(data: Any) -> str:
     """The base64 big-endian crc32c of any bytes-like ``data``: C code (~10 GB/s here with the
     CPU's crc32 instruction, against md5's ~0.6 GB/s), the GIL released for large buffers."""

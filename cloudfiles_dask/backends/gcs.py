@@ -99,6 +99,7 @@ from .base import (
     crc32c_hasher,
     digest_text,
     new_digest,
+    preload_crc32c,
 )
 
 try:
@@ -434,6 +435,7 @@ class GCSBackend(Backend):
 
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)
+        preload_crc32c()
         if not root.bucket:
             raise UnsupportedProtocolError(f"gs:// paths need a bucket: {root!r}")
         path = root.path or ""

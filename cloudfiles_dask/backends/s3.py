@@ -106,6 +106,7 @@ from .base import (
     crc32c_b64,
     digest_text,
     new_digest,
+    preload_crc32c,
 )
 
 log = logging.getLogger(__name__)
@@ -640,6 +641,7 @@ class S3Backend(Backend):
 
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)
+        preload_crc32c()
         if not root.bucket:
             raise ValueError(f"An S3 path needs a bucket: {root!r}")
         self.bucket: str = root.bucket
