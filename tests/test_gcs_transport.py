@@ -30,7 +30,8 @@ CLOSE = object()  # script item: close the connection (after the previous reply)
 
 class RawServer:
     """Reads one request at a time per connection; answers with the next script item: bytes
-    (sent as is), ``CLOSE``, or ``("stall", seconds)``. Records every request (head, body)."""
+    (sent as is), ``CLOSE``, ``("stall", seconds)``, or ``("pieces", [bytes, ...])`` (sent 50 ms
+    apart, so the client reads them separately). Records every request (head, body)."""
 
     def __init__(self, script: list):
         self.script = list(script)
@@ -72,6 +73,11 @@ class RawServer:
                     item = self.script.pop(0) if self.script else CLOSE
                 if item is CLOSE:
                     return
+                if isinstance(item, tuple) and item[0] == "pieces":
+                    for piece in item[1]:
+                        sock.sendall(piece)
+                        time.sleep(0.05)
+                    continue
                 if isinstance(item, tuple):
                     time.sleep(item[1])
                     return
@@ -181,12 +187,39 @@ def test_garbage_and_silence_are_protocol_errors(serve, reply):
         pool.request("GET", "/", {}, timeouts=TIMEOUTS)
 
 
-def test_a_connection_the_server_closed_while_idle_is_not_used(serve):
+@pytest.mark.parametrize("recheck", [0.0, 60.0])  # polled before reuse / found out by sending
+def test_a_connection_the_server_closed_while_idle_is_not_used(serve, monkeypatch, recheck):
+    monkeypatch.setattr(_http1, "RECHECK_IDLE", recheck)
     server, pool = serve(ok(b"one"), CLOSE, ok(b"two"))
     assert pool.request("GET", "/", {}, timeouts=TIMEOUTS).data == b"one"
     time.sleep(0.2)  # the server hangs up the idle connection
-    assert pool.request("GET", "/", {}, timeouts=TIMEOUTS).data == b"two"
+    assert pool.request("PUT", "/", {}, b"body", timeouts=TIMEOUTS).data == b"two"
     assert server.connections == 2
+    assert [body for _, body in server.requests][-1] == b"body"  # sent whole on the new one
+
+
+def test_no_answer_on_a_new_connection_is_not_sent_again(serve):
+    server, pool = serve(CLOSE)
+    with pytest.raises(_http1.NoAnswer, match="without answering"):
+        pool.request("GET", "/", {}, timeouts=TIMEOUTS)
+    assert server.connections == 1 and len(server.requests) == 1
+
+
+def test_a_head_split_across_reads(serve):
+    head = (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Goog-Hash: crc32c=AAAAAA==\r\n"
+            b"x-goog-hash: md5=BBBB\r\nSpaced :  value with  spaces \t\r\n\r\nhello")
+    _, pool = serve(("pieces", [head[:20], head[20:61], head[61:]]))
+    resp = pool.request("GET", "/", {}, timeouts=TIMEOUTS)
+    assert resp.data == b"hello"
+    assert resp.headers == {"content-length": "5", "x-goog-hash": "crc32c=AAAAAA==, md5=BBBB",
+                            "spaced": "value with  spaces"}
+
+
+@pytest.mark.parametrize("bad", [" folded: line", "no colon here", "\tx: y", ": no name"])
+def test_malformed_header_lines_are_refused(serve, bad):
+    _, pool = serve(f"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{bad}\r\n\r\n".encode())
+    with pytest.raises(_http1.ProtocolError, match="bad header line"):
+        pool.request("GET", "/", {}, timeouts=TIMEOUTS)
 
 
 def test_read_timeout(serve):

@@ -1,22 +1,25 @@
 """A lean HTTP/1.1 client: keep-alive connections to one origin, for many small requests.
 
-The transport of the GCS backend. A 4 KiB GET from 20 threads against a local server costs about
-450 µs of client CPU through urllib3 (with google-auth's ``AuthorizedHttp``), 200 µs through
-``http.client`` (which parses every header block with the ``email`` package and makes a new
-buffered reader per response) and 70 µs here; with the GIL, that CPU is what caps requests per
-second. It does only what its caller needs:
+The transport of the GCS backend and of S3's lean path (``_s3wire``). A 4 KiB GET from 20
+threads against a local server costs about 450 µs of client CPU through urllib3 (with
+google-auth's ``AuthorizedHttp``), 200 µs through ``http.client`` (which parses every header
+block with the ``email`` package and makes a new buffered reader per response) and 70 µs here;
+with the GIL, that CPU is what caps requests per second. It does only what its caller needs:
 
 - keep-alive connections on a stack shared by threads (at most ``size`` kept idle); one the
-  server closed while idle is noticed before use (a zero-timeout poll) and replaced;
+  server closed while idle for more than :data:`RECHECK_IDLE` is noticed before use (a
+  zero-timeout poll) and replaced; a request that finds its kept connection closed anyway (no
+  answer, a reset or a broken pipe) is sent once more on a new connection;
 - bodies framed by Content-Length, chunked transfer coding or the end of the connection; 1xx
   answers skipped; no body for HEAD, 204 and 304;
 - TLS with certificate and host name checks; a proxy (absolute request targets for ``http://``,
   a CONNECT tunnel for ``https://``);
 - a connect timeout and a read timeout (per socket operation, as urllib3's).
 
-No redirects, retries, cookies or decompression: callers have their own policy. Every failure is
-an ``OSError``: ``TimeoutError`` for silence, :class:`ProtocolError` (a ``ConnectionError``) for
-an answer that is cut short or malformed, the socket's own errors otherwise. A connection that
+No redirects, retries (beyond that one resend on a stale connection), cookies or
+decompression: callers have their own policy. Every failure is an ``OSError``:
+``TimeoutError`` for silence, :class:`ProtocolError` (a ``ConnectionError``) for an answer that
+is cut short or malformed, the socket's own errors otherwise. A connection that
 saw an error, or whose body was not read to its end, is closed, never reused.
 """
 
@@ -26,6 +29,7 @@ import os
 import select
 import socket
 import ssl
+import time
 import urllib.request
 from base64 import b64encode
 from collections.abc import Sequence
@@ -35,12 +39,17 @@ from urllib.parse import unquote, urlsplit
 MAX_LINE = 65536  # bytes in a status or header line
 MAX_HEADERS = 256  # header lines in one answer
 ONE_SEND = 256 * 1024  # request bodies up to this size go out in one send with the head
+RECHECK_IDLE = 1.0  # seconds idle after which a kept connection is polled before reuse
 
 Body = bytes | bytearray | memoryview | Sequence[bytes | bytearray | memoryview] | None
 
 
 class ProtocolError(ConnectionError):
     """The answer broke HTTP/1.1: no status line, bad framing, or the connection ended early."""
+
+
+class NoAnswer(ProtocolError):
+    """The server closed the connection without answering."""
 
 
 class IncompleteBody(ProtocolError):
@@ -51,6 +60,11 @@ class IncompleteBody(ProtocolError):
         super().__init__(f"the body ended early: received {received} {wanted}bytes")
         self.received = received
         self.expected = expected
+
+
+#: What sending on a kept connection the server had already closed raises: such a request is
+#: sent once more on a new connection (every request of ours is idempotent).
+_STALE = (NoAnswer, ConnectionResetError, BrokenPipeError)
 
 
 class Response:
@@ -161,12 +175,13 @@ class Response:
 
 
 class _Conn:
-    __slots__ = ("sock", "rfile", "timeout")
+    __slots__ = ("sock", "rfile", "timeout", "idle_since")
 
     def __init__(self, sock: socket.socket, timeout: float):
         self.sock = sock
         self.rfile = sock.makefile("rb")
         self.timeout = timeout
+        self.idle_since = 0.0  # time.monotonic() when it last went back to the pool
 
     def dropped(self) -> bool:
         """True if the server closed (or wrote to) this idle connection."""
@@ -246,12 +261,20 @@ class Pool:
         """Send one request (``target`` is the path and query) and read its answer: whole, or
         only its head when ``stream`` (then the caller reads and releases the body)."""
         conn = self._checkout(timeouts)
-        try:
-            self._send(conn, method, target, headers, body)
-            resp = _answer(conn.rfile, method)
-        except BaseException:
-            conn.close()
-            raise
+        reused = conn is not None
+        while True:
+            if conn is None:
+                conn = self._connect(timeouts)
+            try:
+                self._send(conn, method, target, headers, body)
+                resp = _answer(conn.rfile, method)
+                break
+            except BaseException as e:
+                conn.close()
+                if not (reused and isinstance(e, _STALE)):
+                    raise
+                # the server had closed this kept connection: once more, on a new one
+                conn, reused = None, False
         resp._pool = self
         resp._conn = conn
         if stream:
@@ -270,24 +293,28 @@ class Pool:
             self._idle.pop().close()
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _checkout(self, timeouts: tuple[float, float]) -> _Conn:
+    def _checkout(self, timeouts: tuple[float, float]) -> _Conn | None:
+        """A kept connection (with the read timeout asked for), or None: make a new one."""
         idle = self._idle
         while idle:
             try:
                 conn = idle.pop()
             except IndexError:  # another thread took the last one
                 break
-            if conn.dropped():
+            # a connection idle for a moment only is taken as it is: servers close idle ones
+            # after seconds, and the poll costs a system call per request
+            if time.monotonic() - conn.idle_since > RECHECK_IDLE and conn.dropped():
                 conn.close()
                 continue
             if conn.timeout != timeouts[1]:
                 conn.sock.settimeout(timeouts[1])
                 conn.timeout = timeouts[1]
             return conn
-        return self._connect(timeouts)
+        return None
 
     def _checkin(self, conn: _Conn) -> None:
         if len(self._idle) < self.size:
+            conn.idle_since = time.monotonic()
             self._idle.append(conn)
         else:
             conn.close()
@@ -336,7 +363,7 @@ def _answer(rfile: Any, method: str) -> Response:
     while True:
         line = rfile.readline(MAX_LINE + 1)
         if not line:
-            raise ProtocolError("the server closed the connection without answering")
+            raise NoAnswer("the server closed the connection without answering")
         version, _, rest = line.partition(b" ")
         code = rest[:3]
         if not version.startswith(b"HTTP/1.") or len(line) > MAX_LINE or not code.isdigit():
@@ -372,7 +399,7 @@ def _headers(rfile: Any) -> dict[str, str]:
         if not line:
             raise ProtocolError("the connection ended in the middle of the headers")
         name, sep, value = line.decode("latin-1").partition(":")
-        if not sep or len(line) > MAX_LINE or name[:1] in (" ", "\t"):
+        if not sep or len(line) > MAX_LINE or name[:1] in ("", " ", "\t"):
             raise ProtocolError(f"bad header line {line[:60]!r}")
         name = name.strip().lower()
         value = value.strip()

@@ -99,6 +99,7 @@ class Signer:
         self.region = region
         self.service = service
         self._cached = ("", b"")  # (day, signing key): one tuple, so threads read a pair
+        self._stamp = (-1, "")  # (second, its x-amz-date): most requests share a second
 
     def __repr__(self) -> str:  # never the secret
         return f"Signer(region={self.region!r}, service={self.service!r})"
@@ -117,7 +118,11 @@ class Signer:
         """Add ``x-amz-date``, ``x-amz-content-sha256`` (and the session token) to ``headers``,
         sign every header in it, and add ``Authorization``. ``headers`` must hold ``host``;
         ``path`` and ``query`` are exactly as sent (encoded; the query's pairs sorted)."""
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        second = int(time.time() if now is None else now)
+        cached_second, stamp = self._stamp
+        if second != cached_second:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+            self._stamp = (second, stamp)
         day = stamp[:8]
         headers["x-amz-date"] = stamp
         headers["x-amz-content-sha256"] = payload_hash
@@ -132,7 +137,7 @@ class Signer:
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = (f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n"
                    f"{hashlib.sha256(request.encode()).hexdigest()}")
-        signature = hmac.new(self._signing_key(day), to_sign.encode(), "sha256").hexdigest()
+        signature = hmac.digest(self._signing_key(day), to_sign.encode(), "sha256").hex()
         headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={self._access_key}/{scope}, "
                                     f"SignedHeaders={signed}, Signature={signature}")
 
@@ -187,6 +192,7 @@ class Wire:
         self.signer = None if creds is None else Signer(
             creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"], region,
             creds.get("AWS_SESSION_TOKEN"))
+        self.timeouts = _retry.timeouts()  # read once: CLOUD_FILES_*_TIMEOUT at creation
         self.base: dict[str, str] = {"host": self.host, "User-Agent": USER_AGENT}
         if payer:
             self.base["x-amz-request-payer"] = "requester"
@@ -206,7 +212,7 @@ class Wire:
             self.signer.sign(method, path, query_text, sent)
         del sent["host"]  # the pool writes its own Host line (the same value)
         target = f"{path}?{query_text}" if query_text else path
-        return self.pool.request(method, target, sent, body, _retry.timeouts(), stream)
+        return self.pool.request(method, target, sent, body, self.timeouts, stream)
 
     def close(self) -> None:
         self.pool.close()
