@@ -125,3 +125,20 @@ def s3_root(s3_server, bucket) -> str:
 
 
 __all__ = ["S3Server", "bucket", "moto_server", "rclone_server", "s3_env", "s3_root", "s3_server"]
+
+
+@pytest.fixture
+def wire_seen(monkeypatch):
+    """The S3 lean path's requests, recorded as ``METHOD`` or ``METHOD?names`` (query names
+    sorted)."""
+    from cloudfiles_dask.backends import _s3wire
+
+    seen: list[str] = []
+    real = _s3wire.Wire.request
+
+    def note(self, method, key, headers=None, body=None, query=None, stream=False):
+        seen.append(method + ("?" + ",".join(sorted(query)) if query else ""))
+        return real(self, method, key, headers, body, query, stream)
+
+    monkeypatch.setattr(_s3wire.Wire, "request", note)
+    return seen

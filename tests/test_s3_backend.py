@@ -52,6 +52,7 @@ from tests.conftest_s3 import (  # noqa: F401 (fixtures)
     s3_env,
     s3_root,
     s3_server,
+    wire_seen,
 )
 from tests.servers.fault_proxy import FaultProxy
 
@@ -100,20 +101,6 @@ def ops_seen():
     yield start
     for client, note in hooks:
         client.meta.events.unregister("before-call.s3", note)
-
-
-@pytest.fixture
-def wire_seen(monkeypatch):
-    """The lean path's requests, as ``METHOD`` or ``METHOD?name,name`` (query names sorted)."""
-    seen: list[str] = []
-    real = _s3wire.Wire.request
-
-    def note(self, method, key, headers=None, body=None, query=None, stream=False):
-        seen.append(method + ("?" + ",".join(sorted(query)) if query else ""))
-        return real(self, method, key, headers, body, query, stream)
-
-    monkeypatch.setattr(_s3wire.Wire, "request", note)
-    return seen
 
 
 def make_file(path, size: int, seed: int = 0) -> bytes | None:

@@ -16,7 +16,7 @@ import pytest
 from cloudfiles_dask import CloudFiles
 from cloudfiles_dask.backends import _http1, _s3wire
 from cloudfiles_dask.exceptions import AuthorizationError
-from tests.conftest_s3 import rclone_server, s3_env  # noqa: F401 (fixtures)
+from tests.conftest_s3 import rclone_server, s3_env, wire_seen  # noqa: F401 (fixtures)
 
 AKID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -105,32 +105,18 @@ def test_error_answers_are_parsed():
     assert "region eu-west-3" in str(translated) and "AWS_DEFAULT_REGION" in str(translated)
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """Every request the lean path sends, as ``METHOD`` or ``METHOD?names``."""
-    seen: list[str] = []
-    real = _s3wire.Wire.request
-
-    def note(self, method, key, headers=None, body=None, query=None, stream=False):
-        seen.append(method + ("?" + ",".join(sorted(query)) if query else ""))
-        return real(self, method, key, headers, body, query, stream)
-
-    monkeypatch.setattr(_s3wire.Wire, "request", note)
-    return seen
-
-
-def test_calls_send_one_request_each(rclone_server, s3_env, sent):
+def test_calls_send_one_request_each(rclone_server, s3_env, wire_seen):
     """On rclone, which checks every signature: each call of the data path is one request."""
     cf = CloudFiles(f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/r")
     cf.put("k", b"hello", compress=None)
-    assert sent == ["PUT"]
-    sent.clear()
+    assert wire_seen == ["PUT"]
+    wire_seen.clear()
     assert cf.get("k") == b"hello" and cf.get("missing") is None
-    assert sent == ["GET", "GET"]
-    sent.clear()
+    assert wire_seen == ["GET", "GET"]
+    wire_seen.clear()
     assert cf.exists(["k", "missing"]) == {"k": True, "missing": False}
     assert cf.size("k") == 5
-    assert sent == ["HEAD", "HEAD", "HEAD"]
+    assert wire_seen == ["HEAD", "HEAD", "HEAD"]
 
 
 def test_refused_credentials_name_the_object(rclone_server, s3_env):

@@ -66,7 +66,8 @@ Cost and behaviour, plainly:
 
 Errors name the object (``s3://bucket/key``) and the service's answer. 401/403 raise
 :class:`~cloudfiles_dask.exceptions.AuthorizationError`; other failures raise :class:`S3Error`,
-chained to the transport's error (botocore's, or the lean path's :class:`._s3wire.Answer`). Secrets never appear in messages, reprs or logs.
+chained to the transport's error (botocore's, or the lean path's :class:`._s3wire.Answer`).
+Secrets never appear in messages, reprs or logs.
 """
 
 from __future__ import annotations
