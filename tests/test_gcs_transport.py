@@ -187,15 +187,32 @@ def test_garbage_and_silence_are_protocol_errors(serve, reply):
         pool.request("GET", "/", {}, timeouts=TIMEOUTS)
 
 
-@pytest.mark.parametrize("recheck", [0.0, 60.0])  # polled before reuse / found out by sending
-def test_a_connection_the_server_closed_while_idle_is_not_used(serve, monkeypatch, recheck):
-    monkeypatch.setattr(_http1, "RECHECK_IDLE", recheck)
+def test_a_connection_the_server_closed_while_idle_is_not_used(serve):
     server, pool = serve(ok(b"one"), CLOSE, ok(b"two"))
     assert pool.request("GET", "/", {}, timeouts=TIMEOUTS).data == b"one"
     time.sleep(0.2)  # the server hangs up the idle connection
+    assert pool.request("GET", "/", {}, timeouts=TIMEOUTS).data == b"two"
+    assert server.connections == 2
+    assert len(server.requests) == 2  # the poll saw it: nothing was sent on the dead one
+
+
+def test_a_kept_connection_closed_as_the_request_arrives_is_tried_once_more(serve):
+    """The server hangs up in the moment between the poll and the request: the request goes
+    again, whole, on a new connection (once: every request of ours can be repeated)."""
+    server, pool = serve(ok(b"one"), ("stall", 0), ok(b"two"))
+    assert pool.request("GET", "/", {}, timeouts=TIMEOUTS).data == b"one"
     assert pool.request("PUT", "/", {}, b"body", timeouts=TIMEOUTS).data == b"two"
     assert server.connections == 2
-    assert [body for _, body in server.requests][-1] == b"body"  # sent whole on the new one
+    assert [body for _, body in server.requests] == [b"", b"body", b"body"]
+
+
+def test_headers_that_would_forge_lines_are_refused(serve):
+    server, pool = serve(ok(b"never"))
+    for name, value in [("X-Bad", "a\r\nInjected: 1"), ("X-Bad", "a\nb"), ("X\r\nBad", "v"),
+                        ("X-Bad", "nul\0")]:
+        with pytest.raises(ValueError, match="line break or NUL"):
+            pool.request("GET", "/", {name: value}, timeouts=TIMEOUTS)
+    assert server.requests == []
 
 
 def test_no_answer_on_a_new_connection_is_not_sent_again(serve):

@@ -8,6 +8,7 @@ The generic behaviour every backend shares is in tests/contract/test_s3_backend.
 
 from __future__ import annotations
 
+import _thread
 import base64
 import bz2
 import gzip
@@ -24,6 +25,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import tracemalloc
 from concurrent.futures import ProcessPoolExecutor
 from uuid import uuid4
@@ -658,9 +660,9 @@ def _part_threads(monkeypatch) -> list[str]:
     def spy(self, full, number, chunk):
         job = real_job(self, full, number, chunk)
 
-        def wrapped(upload_id):
+        def wrapped(upload_id, cancelled):
             names.append(threading.current_thread().name)
-            return job(upload_id)
+            return job(upload_id, cancelled)
 
         return wrapped
 
@@ -711,6 +713,70 @@ def test_lean_path_serves_green_threads(rclone_server, s3_env):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "gevent._socket3"]
+
+
+def test_ctrl_c_during_an_upload_waits_for_the_parts_in_flight_then_aborts(moto_server, s3_env,
+                                                                         monkeypatch, transport):
+    """Ctrl-C on the caller stops a multipart upload: no new part starts, the parts in flight
+    finish (no retries once stopped), and only then is the upload aborted and the helper
+    threads given back; nothing is left under the key or as an unfinished upload."""
+    bucket = moto_server.new_bucket()
+    cf = CloudFiles(f"s3://{moto_server.endpoint}/{bucket}/", composite_upload_threshold=6 * MiB)
+    events: list[str] = []
+    running = [0]
+    real_job = s3.S3Backend._part_job
+
+    def slow(self, full, number, chunk):
+        job = real_job(self, full, number, chunk)
+
+        def wrapped(upload_id, cancelled):
+            running[0] += 1
+            try:
+                time.sleep(1.0)
+                return job(upload_id, cancelled)
+            finally:
+                running[0] -= 1
+                events.append(f"part {number} done")
+
+        return wrapped
+
+    monkeypatch.setattr(s3.S3Backend, "_part_job", slow)
+    client = cf.backend._client()
+    real_abort = client.abort_multipart_upload
+
+    def abort(**kwargs):
+        events.append(f"abort with {running[0]} parts running")
+        return real_abort(**kwargs)
+
+    monkeypatch.setattr(client, "abort_multipart_upload", abort)
+    free = s3._helpers_free[0]
+    threading.Timer(0.4, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        cf.put("big", os.urandom(40 * MiB), compress=None)
+    assert running[0] == 0 and s3._helpers_free[0] == free
+    assert events[-1] == "abort with 0 parts running", events
+    assert len([e for e in events if e.startswith("part")]) == 4  # the four in flight, no more
+    assert cf.exists("big") is False
+    assert no_uploads_left(moto_server.admin(), bucket)
+
+
+@pytest.mark.parametrize("field,value", [("content_type", "text/plain\r\nx-amz-acl: public-read"),
+                                         ("cache_control", "no-cache\nx-amz-meta-evil: 1"),
+                                         ("content_type", "a\0b")])
+def test_metadata_that_would_forge_headers_is_refused(s3_server, bucket, s3_root, transport,
+                                                      field, value):
+    cf = CloudFiles(s3_root)
+    with pytest.raises(ValueError, match=f"{field} for 'k' holds a line break or NUL"):
+        cf.put("k", b"x", compress=None, **{field: value})
+    assert cf.exists("k") is False
+
+
+def test_non_ascii_metadata_is_signed_as_sent(rclone_server, s3_env, transport):
+    """rclone checks every signature: a header value outside ASCII must be signed exactly as it
+    goes on the wire (UTF-8)."""
+    cf = CloudFiles(f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/")
+    cf.put("k", b"data", compress=None, content_type="text/plain; x=é€")
+    assert cf.get("k") == b"data"
 
 
 # -- server-side copies ---------------------------------------------------------------------------

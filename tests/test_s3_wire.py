@@ -71,16 +71,43 @@ def test_signature_matches_botocore(monkeypatch, method, key, headers, query, to
 
 
 def test_addressing():
-    assert _s3wire.address("http://127.0.0.1:9000", "bkt", "us-east-1") == (
-        "http://127.0.0.1:9000", "/bkt/")
-    assert _s3wire.address("https://s3.example.org/base/", "b.k.t", "x") == (
+    assert _s3wire.address("http://127.0.0.1:9000", "bkt") == ("http://127.0.0.1:9000", "/bkt/")
+    assert _s3wire.address("https://s3.example.org/base/", "b.k.t") == (
         "https://s3.example.org", "/base/b.k.t/")
-    # AWS: virtual-hosted where the name is a DNS label without dots, path-style otherwise
-    assert _s3wire.address(None, "my-bucket", "eu-west-3") == (
+    # AWS, from the endpoint botocore resolved: virtual-hosted where the name is a DNS label
+    # without dots, path-style otherwise
+    aws = _s3wire.aws_address
+    assert aws("https://s3.eu-west-3.amazonaws.com", "my-bucket", "eu-west-3") == (
         "https://my-bucket.s3.eu-west-3.amazonaws.com", "/")
-    assert _s3wire.address(None, "my.bucket", "eu-west-3") == (
+    assert aws("https://s3.eu-west-3.amazonaws.com", "my.bucket", "eu-west-3") == (
         "https://s3.eu-west-3.amazonaws.com", "/my.bucket/")
-    assert _s3wire.address(None, "Upper_Case", "us-east-1")[1] == "/Upper_Case/"
+    assert aws("https://s3.amazonaws.com", "my-bucket", "us-east-1") == (
+        "https://my-bucket.s3.amazonaws.com", "/")
+    assert aws("https://s3.cn-north-1.amazonaws.com.cn", "b-1", "cn-north-1") == (
+        "https://b-1.s3.cn-north-1.amazonaws.com.cn", "/")
+    assert aws("https://s3.us-east-1.amazonaws.com", "Upper_Case", "us-east-1")[1] == "/Upper_Case/"
+    # anything else is botocore's alone: custom, FIPS, dual-stack, another region's endpoint
+    for url, region in [("http://127.0.0.1:9000", "us-east-1"),
+                        ("https://s3-fips.us-east-1.amazonaws.com", "us-east-1"),
+                        ("https://s3.dualstack.us-east-1.amazonaws.com", "us-east-1"),
+                        ("https://s3.amazonaws.com", "eu-west-1"),
+                        ("https://s3.eu-west-1.amazonaws.com", "us-east-1"),
+                        ("https://s3.us-east-1.amazonaws.com:8443", "us-east-1"),
+                        ("https://minio.example.org", "us-east-1")]:
+        assert aws(url, "bkt", region) is None, url
+
+
+def test_configured_aws_endpoint_keeps_a_backend_on_one_service(rclone_server, s3_env, monkeypatch):
+    """``AWS_ENDPOINT_URL_S3`` redirects botocore for an ``s3://bucket`` path without an
+    endpoint: the data path must not go to AWS meanwhile, but follow (here: botocore does it
+    all)."""
+    bucket = rclone_server.new_bucket()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", rclone_server.endpoint)
+    cf = CloudFiles(f"s3://{bucket}/r")
+    assert cf.backend._wire() is None
+    cf.put("k", b"routed", compress=None)
+    assert cf.get("k") == b"routed" and cf.exists("k") and list(cf.list()) == ["k"]
+    assert rclone_server.admin().get_object(Bucket=bucket, Key="r/k")["Body"].read() == b"routed"
 
 
 def test_transport_mode_is_checked(monkeypatch):

@@ -145,9 +145,23 @@ def _encode(unit: PutUnit, stores_objects: bool) -> tuple[Any, str | None]:
     )
 
 
+_LINE_BREAKS = frozenset("\r\n\0")
+
+
+def _metadata(unit: PutUnit, encoding: str | None) -> PutMeta:
+    """The unit's stored metadata; values with a line break or NUL are refused, as they would
+    forge header lines (or multipart body lines) on the cloud backends."""
+    for name in ("content_type", "cache_control", "storage_class"):
+        value = getattr(unit, name)
+        if isinstance(value, str) and not _LINE_BREAKS.isdisjoint(value):
+            raise ValueError(f"{name} for {unit.path!r} holds a line break or NUL, which would "
+                             f"forge header lines: {value!r}")
+    return PutMeta(unit.content_type, encoding, unit.cache_control, unit.storage_class)
+
+
 def put_one(backend: Backend, unit: PutUnit) -> int:
     content, encoding = _encode(unit, backend.stores_objects)
-    meta = PutMeta(unit.content_type, encoding, unit.cache_control, unit.storage_class)
+    meta = _metadata(unit, encoding)
     if not hasattr(content, "read"):
         call(backend, backend.put, unit.path, content, meta)
         return _nbytes(content)

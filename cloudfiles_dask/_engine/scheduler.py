@@ -6,7 +6,10 @@ Rules (see ARCHITECTURE.md, "Concurrency rules of thumb"):
 - workers pull from the shared input iterator, so a generator of any length is consumed lazily
   and no per-unit future is allocated;
 - the first error stops the run (workers finish the unit in hand, take no new one) and is
-  re-raised on the calling thread; later errors are attached to it as notes;
+  re-raised on the calling thread; later errors are attached to it as notes. Ctrl-C on the
+  caller stops the run the same way: the call returns once no worker runs its units any more
+  (a second Ctrl-C leaves at once). A caller may pass the ``stop`` event, to let long units
+  see that the run is stopping;
 - results come back in input order;
 - OS threads are reused: a worker thread that finishes its part of a call waits, idle, for the
   next call in this process instead of exiting (at most :data:`MAX_IDLE_THREADS` wait). Besides
@@ -59,8 +62,10 @@ def run(
     units: Iterable[T],
     concurrency: int,
     green: bool = False,
+    stop: threading.Event | None = None,
 ) -> list[R]:
-    """``[fn(u) for u in units]`` with up to ``concurrency`` workers, results in input order."""
+    """``[fn(u) for u in units]`` with up to ``concurrency`` workers, results in input order.
+    ``stop`` (OS threads only) is set when the run stops early: an error, or Ctrl-C."""
     size = len(units) if hasattr(units, "__len__") else None  # type: ignore[arg-type]
     if size is not None:
         concurrency = min(concurrency, size)
@@ -68,7 +73,7 @@ def run(
         return [fn(unit) for unit in units]
     if green:
         return _run_green(fn, units, concurrency)
-    return _run_threads(fn, units, concurrency)
+    return _run_threads(fn, units, concurrency, stop or threading.Event())
 
 
 def _raise_first(errors: list[BaseException]) -> None:
@@ -137,12 +142,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_idle_after_fork)
 
 
-def _run_threads(fn: Callable[[T], R], units: Iterable[T], concurrency: int) -> list[R]:
+def _run_threads(fn: Callable[[T], R], units: Iterable[T], concurrency: int,
+                 stop: threading.Event) -> list[R]:
     source = enumerate(units)
     take = threading.Lock()
     done: list[tuple[int, R]] = []
     errors: list[BaseException] = []
-    stop = threading.Event()
     finished = threading.Event()
     running = [concurrency]
 
@@ -182,6 +187,10 @@ def _run_threads(fn: Callable[[T], R], units: Iterable[T], concurrency: int) -> 
             pass
     except BaseException:
         stop.set()
+        # the workers finish the unit in hand (network calls are bounded by their timeouts):
+        # nothing of this call goes on behind the caller's back once it has returned
+        while not finished.wait(0.25):
+            pass
         raise
     if errors:
         _raise_first(errors)

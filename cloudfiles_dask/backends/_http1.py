@@ -7,9 +7,11 @@ block with the ``email`` package and makes a new buffered reader per response) a
 with the GIL, that CPU is what caps requests per second. It does only what its caller needs:
 
 - keep-alive connections on a stack shared by threads (at most ``size`` kept idle); one the
-  server closed while idle for more than :data:`RECHECK_IDLE` is noticed before use (a
-  zero-timeout poll) and replaced; a request that finds its kept connection closed anyway (no
-  answer, a reset or a broken pipe) is sent once more on a new connection;
+  server closed (or wrote to) while idle is noticed before use (a zero-timeout poll) and
+  replaced; a request that finds its kept connection closed anyway, in the moment between the
+  poll and the send (no answer, a reset or a broken pipe), is sent once more on a new one;
+- header names and values with a line break or NUL are refused (``ValueError``): they would
+  forge header lines; the head is sent as UTF-8 (what SigV4 signs);
 - bodies framed by Content-Length, chunked transfer coding or the end of the connection; 1xx
   answers skipped; no body for HEAD, 204 and 304;
 - TLS with certificate and host name checks; a proxy (absolute request targets for ``http://``,
@@ -29,7 +31,6 @@ import os
 import select
 import socket
 import ssl
-import time
 import urllib.request
 from base64 import b64encode
 from collections.abc import Sequence
@@ -39,7 +40,6 @@ from urllib.parse import unquote, urlsplit
 MAX_LINE = 65536  # bytes in a status or header line
 MAX_HEADERS = 256  # header lines in one answer
 ONE_SEND = 256 * 1024  # request bodies up to this size go out in one send with the head
-RECHECK_IDLE = 1.0  # seconds idle after which a kept connection is polled before reuse
 
 Body = bytes | bytearray | memoryview | Sequence[bytes | bytearray | memoryview] | None
 
@@ -175,13 +175,12 @@ class Response:
 
 
 class _Conn:
-    __slots__ = ("sock", "rfile", "timeout", "idle_since")
+    __slots__ = ("sock", "rfile", "timeout")
 
     def __init__(self, sock: socket.socket, timeout: float):
         self.sock = sock
         self.rfile = sock.makefile("rb")
         self.timeout = timeout
-        self.idle_since = 0.0  # time.monotonic() when it last went back to the pool
 
     def dropped(self) -> bool:
         """True if the server closed (or wrote to) this idle connection."""
@@ -301,9 +300,7 @@ class Pool:
                 conn = idle.pop()
             except IndexError:  # another thread took the last one
                 break
-            # a connection idle for a moment only is taken as it is: servers close idle ones
-            # after seconds, and the poll costs a system call per request
-            if time.monotonic() - conn.idle_since > RECHECK_IDLE and conn.dropped():
+            if conn.dropped():
                 conn.close()
                 continue
             if conn.timeout != timeouts[1]:
@@ -314,7 +311,6 @@ class Pool:
 
     def _checkin(self, conn: _Conn) -> None:
         if len(self._idle) < self.size:
-            conn.idle_since = time.monotonic()
             self._idle.append(conn)
         else:
             conn.close()
@@ -339,8 +335,11 @@ class Pool:
         return _Conn(sock, read)
 
     def _send(self, conn: _Conn, method: str, target: str, headers: dict[str, str], body: Body) -> None:
-        lines = [f"{method} {self._target_prefix}{target} HTTP/1.1\r\n", self._host_line, self._proxy_auth]
-        lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
+        fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        if fields.count("\n") != len(headers) or fields.count("\r") != len(headers) or "\0" in fields:
+            _refuse_forged(headers)
+        lines = [f"{method} {self._target_prefix}{target} HTTP/1.1\r\n", self._host_line,
+                 self._proxy_auth, fields]
         pieces: Sequence[Any] = ()
         length = 0
         if body is not None:
@@ -348,7 +347,7 @@ class Pool:
             length = sum(map(len, pieces))
             lines.append(f"Content-Length: {length}\r\n")
         lines.append("\r\n")
-        head = "".join(lines).encode("latin-1")
+        head = "".join(lines).encode("utf-8")
         sock = conn.sock
         if length <= ONE_SEND:
             sock.sendall(b"".join([head, *pieces]) if pieces else head)
@@ -356,6 +355,13 @@ class Pool:
             sock.sendall(head)
             for piece in pieces:
                 sock.sendall(piece)
+
+
+def _refuse_forged(headers: dict[str, str]) -> None:
+    for name, value in headers.items():
+        if any(c in f"{name}{value}" for c in "\r\n\0"):
+            raise ValueError(f"HTTP header {name!r} holds a line break or NUL, which would forge "
+                             f"header lines: {value!r}")
 
 
 def _answer(rfile: Any, method: str) -> Response:

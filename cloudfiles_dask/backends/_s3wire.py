@@ -16,15 +16,17 @@ What it does, and only that:
   ``Content-MD5``, which every S3 server checks (rclone ignores a wrong signed SHA-256 but
   refuses a wrong MD5), at 60% of SHA-256's CPU. Unsigned requests (public buckets) carry no
   authentication at all.
-- Addressing: an explicit endpoint is path-style (``ENDPOINT/BUCKET/KEY``); AWS itself is
-  virtual-hosted (``https://BUCKET.s3.REGION.amazonaws.com/KEY``) for bucket names that are
-  DNS labels without dots, path-style otherwise. The region must be the bucket's: unlike
-  botocore, this path does not follow region redirects (the error names the bucket's region
-  when the service says it).
+- Addressing: an explicit endpoint is path-style (``ENDPOINT/BUCKET/KEY``). On AWS itself the
+  endpoint is the one botocore resolves (so ``AWS_ENDPOINT_URL_S3`` and the config file's
+  settings apply); a plain regional endpoint is used virtual-hosted
+  (``https://BUCKET.s3.REGION.amazonaws.com/KEY``) for bucket names that are DNS labels
+  without dots, path-style otherwise; any other (a custom, FIPS or dual-stack endpoint) leaves
+  every call to botocore. The region must be the bucket's: unlike botocore, this path does not
+  follow region redirects (the error names the bucket's region when the service says it).
 - Keys are sent percent-encoded byte for byte (``/`` kept), as botocore sends them: any key
   botocore can carry, this can.
 - Connections: one pool per process and origin, shared by every backend using it, made again
-  in a forked child (it never reuses the parent's sockets); the environment's proxy and CA
+  in a forked child (it never reuses the parent's sockets or locks); the environment's proxy and CA
   bundle (``AWS_CA_BUNDLE`` first) apply. Plain sockets, so gevent's monkey-patching makes
   them cooperative like any other.
 - Nothing retries here: an answer other than 2xx becomes :class:`Answer` (status, S3 error
@@ -149,16 +151,31 @@ def canonical_query(params: dict[str, str | int]) -> str:
                      for name, value in sorted(params.items()))
 
 
-def address(endpoint: str | None, bucket: str, region: str) -> tuple[str, str]:
-    """``(origin, path prefix of every key)`` for a bucket on ``endpoint`` (path-style) or on
-    AWS (virtual-hosted where the bucket name allows)."""
-    if endpoint:
-        parts = urlsplit(endpoint)
-        return (f"{parts.scheme}://{parts.netloc}",
-                f"{parts.path.rstrip('/')}/{quote(bucket, safe='')}/")
+def address(endpoint: str, bucket: str) -> tuple[str, str]:
+    """``(origin, path prefix of every key)`` for a bucket on an explicit endpoint
+    (path-style)."""
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}", f"{parts.path.rstrip('/')}/{quote(bucket, safe='')}/"
+
+
+_AWS_HOST = re.compile(r"s3\.(?:([a-z0-9-]+)\.)?(amazonaws\.com(?:\.cn)?)")
+
+
+def aws_address(endpoint_url: str, bucket: str, region: str) -> tuple[str, str] | None:
+    """``(origin, path prefix)`` for a bucket on AWS, given the endpoint botocore resolved for
+    the region (which follows ``AWS_ENDPOINT_URL_S3``, the config file, FIPS, dual-stack and
+    partition settings): virtual-hosted where the bucket name is a DNS label without dots,
+    path-style otherwise. None for anything but a plain regional (or the global) S3 endpoint:
+    then botocore serves every call, so that one backend never splits across two services."""
+    parts = urlsplit(endpoint_url)
+    found = _AWS_HOST.fullmatch(parts.hostname or "")
+    if (parts.scheme != "https" or parts.port or parts.path.strip("/") or found is None
+            or found.group(1) not in (region, None if region == "us-east-1" else "")):
+        return None
+    host = parts.hostname
     if _DNS_BUCKET.match(bucket):
-        return f"https://{bucket}.s3.{region}.amazonaws.com", "/"
-    return f"https://s3.{region}.amazonaws.com", f"/{quote(bucket, safe='')}/"
+        return f"https://{bucket}.{host}", "/"
+    return f"https://{host}", f"/{quote(bucket, safe='')}/"
 
 
 _POOLS: dict[tuple[int, str], _http1.Pool] = {}
@@ -184,15 +201,14 @@ def _pool(origin: str, size: int) -> _http1.Pool:
 class Wire:
     """Signed requests for the objects of one bucket, in one process."""
 
-    def __init__(self, endpoint: str | None, bucket: str, region: str, creds: dict | None,
-                 payer: bool, pool_size: int):
-        origin, self.prefix = address(endpoint, bucket, region)
+    def __init__(self, origin: str, prefix: str, region: str, creds: dict | None, payer: bool,
+                 pool_size: int):
+        self.prefix = prefix
         self.pool = _pool(origin, pool_size)
         self.host = urlsplit(origin).netloc
         self.signer = None if creds is None else Signer(
             creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"], region,
             creds.get("AWS_SESSION_TOKEN"))
-        self.timeouts = _retry.timeouts()  # read once: CLOUD_FILES_*_TIMEOUT at creation
         self.base: dict[str, str] = {"host": self.host, "User-Agent": USER_AGENT}
         if payer:
             self.base["x-amz-request-payer"] = "requester"
@@ -212,10 +228,19 @@ class Wire:
             self.signer.sign(method, path, query_text, sent)
         del sent["host"]  # the pool writes its own Host line (the same value)
         target = f"{path}?{query_text}" if query_text else path
-        return self.pool.request(method, target, sent, body, self.timeouts, stream)
+        return self.pool.request(method, target, sent, body, _retry.timeouts(), stream)
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _forget_pools_after_fork() -> None:
+    global _POOLS_LOCK
+    _POOLS_LOCK = threading.Lock()  # a parent thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_after_fork)
 
 
 def forget_pools() -> None:

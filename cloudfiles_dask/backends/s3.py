@@ -355,9 +355,12 @@ _helpers_free = [HELPER_THREADS]
 def _helpers(wanted: int) -> Iterator[int]:
     """Borrow up to ``wanted`` of this process's free :data:`HELPER_THREADS` (the engine's
     reusable threads that large reads and multipart uploads fan out on) for the ``with``
-    block; how many were granted (maybe 0)."""
+    block; how many were granted: 0 when fewer than two are free (one helper would do no
+    better than the calling thread alone, and would be kept from others meanwhile)."""
     with _helpers_lock:
         granted = min(wanted, _helpers_free[0])
+        if granted < 2:
+            granted = 0
         _helpers_free[0] -= granted
     try:
         yield granted
@@ -581,6 +584,16 @@ def _translate(error: BaseException, op: str, where: str) -> BaseException:
     return error
 
 
+#: Sends one part of a multipart upload or copy, given the upload's id and the event set when
+#: the upload stops early (its retries end then); returns the part's ETag.
+PartJob = Callable[[str, threading.Event], str]
+
+
+def _unless(cancelled: threading.Event) -> Callable[[BaseException], bool]:
+    """The retry predicate of a part: transient errors, until its upload stops."""
+    return lambda error: is_transient(error) and not cancelled.is_set()
+
+
 class _Replaced(S3Error):
     """The object changed between the ranges of one read: the read must start again."""
 
@@ -598,7 +611,7 @@ class _Multipart:
         self.create_params = create_params
         self.in_flight = max(1, in_flight)
 
-    def run(self, jobs: Iterator[tuple[int, Callable[[str], str]]]) -> dict:
+    def run(self, jobs: Iterator[tuple[int, PartJob]]) -> dict:
         backend = self.backend
         client = backend._client()
         target = {"Bucket": backend.bucket, "Key": self.key, **backend._payer}
@@ -619,17 +632,18 @@ class _Multipart:
                             backend._where(self.key), type(abort_error).__name__)
             raise
 
-    def _run_parts(self, jobs: Iterator[tuple[int, Callable[[str], str]]], upload_id: str) -> dict[int, str]:
+    def _run_parts(self, jobs: Iterator[tuple[int, PartJob]], upload_id: str) -> dict[int, str]:
         """Each part's ETag. Parts run on up to ``in_flight`` of the process's free helper
         threads (the engine's reusable ones: none is started per upload), each taking the next
         job from ``jobs`` only when free, so at most that many parts are in memory; on the
         calling thread, one by one, when no helper is free or under gevent's monkey-patching."""
         from .._engine import scheduler
 
+        cancelled = threading.Event()  # set by the scheduler on a failure or Ctrl-C
         wanted = 0 if scheduler.gevent_active() else self.in_flight
-        with _helpers(wanted if wanted > 1 else 0) as granted:
-            return dict(scheduler.run(lambda pair: (pair[0], pair[1](upload_id)), jobs,
-                                      max(1, granted)))
+        with _helpers(wanted) as granted:
+            return dict(scheduler.run(lambda pair: (pair[0], pair[1](upload_id, cancelled)), jobs,
+                                      max(1, granted), stop=cancelled))
 
 
 class S3Backend(Backend):
@@ -746,8 +760,10 @@ class S3Backend(Backend):
 
     def _wire(self) -> _s3wire.Wire | None:
         """The lean transport (``_s3wire``) of this backend in this process, or None when
-        botocore serves every call: ``CLOUD_FILES_TRANSPORT=sdk``, or credentials only
-        botocore's default chain can find (profiles, instance roles)."""
+        botocore serves every call: ``CLOUD_FILES_TRANSPORT=sdk``, credentials only botocore's
+        default chain can find (profiles, instance roles), or, without an explicit endpoint, an
+        AWS endpoint configured other than the plain regional one (``AWS_ENDPOINT_URL_S3``,
+        FIPS, dual-stack)."""
         fast = self._fast
         pid = os.getpid()
         if fast is not None and fast[0] == pid:
@@ -762,9 +778,16 @@ class S3Backend(Backend):
         creds = self._request_credentials()
         if not self.unsigned and not creds.get("AWS_ACCESS_KEY_ID"):
             return None
-        return _s3wire.Wire(self.endpoint, self.bucket,
-                            creds.get("AWS_DEFAULT_REGION") or "us-east-1",
-                            None if self.unsigned else creds, bool(self._payer), self.pool_size)
+        region = creds.get("AWS_DEFAULT_REGION") or "us-east-1"
+        if self.endpoint:
+            origin, prefix = _s3wire.address(self.endpoint, self.bucket)
+        else:  # AWS: wherever botocore's configuration sends this bucket, or botocore only
+            found = _s3wire.aws_address(self._client().meta.endpoint_url, self.bucket, region)
+            if found is None:
+                return None
+            origin, prefix = found
+        return _s3wire.Wire(origin, prefix, region, None if self.unsigned else creds,
+                            bool(self._payer), self.pool_size)
 
     def _fail(self, error: BaseException, op: str, full_key: str) -> NoReturn:
         translated = _translate(error, op, self._where(full_key))
@@ -1268,7 +1291,7 @@ class S3Backend(Backend):
         if resp.status != 200:
             raise _s3wire.answer_error(resp)
 
-    def _part_job(self, full: str, number: int, chunk: bytes | bytearray | memoryview) -> Callable[[str], str]:
+    def _part_job(self, full: str, number: int, chunk: bytes | bytearray | memoryview) -> PartJob:
         """Sends part ``number`` of an upload (given its id), retried on its own; its ETag."""
         wire = self._wire()
         if wire is None:
@@ -1276,8 +1299,8 @@ class S3Backend(Backend):
             body = chunk if isinstance(chunk, (bytes, bytearray)) else bytes(chunk)
             md5 = _md5_b64(body)
 
-            def job(upload_id: str) -> str:
-                response = _retry.call(client.upload_part, is_transient, Bucket=self.bucket,
+            def job(upload_id: str, cancelled: threading.Event) -> str:
+                response = _retry.call(client.upload_part, _unless(cancelled), Bucket=self.bucket,
                                        Key=full, UploadId=upload_id, PartNumber=number,
                                        Body=body, ContentMD5=md5, **self._payer)
                 return response["ETag"]
@@ -1295,9 +1318,9 @@ class S3Backend(Backend):
                               f"an ETag")
             return etag
 
-        def wire_job(upload_id: str) -> str:
-            return _retry.call(send, is_transient, upload_id, _md5_b64(chunk))  # hashed here,
-            # on the part's own thread: parts are hashed in parallel
+        def wire_job(upload_id: str, cancelled: threading.Event) -> str:
+            # hashed here, on the part's own thread: parts are hashed in parallel
+            return _retry.call(send, _unless(cancelled), upload_id, _md5_b64(chunk))
 
         return wire_job
 
@@ -1305,7 +1328,7 @@ class S3Backend(Backend):
         size = len(view)
         part = upload_part_size(size)
 
-        def jobs() -> Iterator[tuple[int, Callable[[str], str]]]:
+        def jobs() -> Iterator[tuple[int, PartJob]]:
             for number, offset in enumerate(range(0, size, part), start=1):
                 yield number, self._part_job(full, number, view[offset:offset + part])
 
@@ -1315,7 +1338,7 @@ class S3Backend(Backend):
         """Upload the rest of ``handle`` in parts of ``part`` bytes. ``first`` holds the first
         part if it was read already; it is emptied so that no frame keeps the bytes alive."""
 
-        def jobs() -> Iterator[tuple[int, Callable[[str], str]]]:
+        def jobs() -> Iterator[tuple[int, PartJob]]:
             chunk = first.pop() if first else _read_exactly(handle, part)
             number = 1
             while True:
@@ -1347,7 +1370,7 @@ class S3Backend(Backend):
             return
         self._upload_handle(full, handle, part, first, params)
 
-    def _finish_upload(self, full: str, jobs: Iterator[tuple[int, Callable[[str], str]]], params: dict) -> None:
+    def _finish_upload(self, full: str, jobs: Iterator[tuple[int, PartJob]], params: dict) -> None:
         try:
             _Multipart(self, full, params, PARTS_IN_FLIGHT).run(jobs)
         except Exception as e:
@@ -1481,10 +1504,10 @@ class S3Backend(Backend):
         part = _copy_part_size(nbytes)
         client = self._client()
 
-        def job_for(number: int, first: int, last: int) -> Callable[[str], str]:
-            def job(upload_id: str) -> str:
+        def job_for(number: int, first: int, last: int) -> PartJob:
+            def job(upload_id: str, cancelled: threading.Event) -> str:
                 response = _retry.call(
-                    client.upload_part_copy, is_transient, Bucket=self.bucket, Key=dest,
+                    client.upload_part_copy, _unless(cancelled), Bucket=self.bucket, Key=dest,
                     UploadId=upload_id, PartNumber=number, CopySource=source,
                     CopySourceRange=f"bytes={first}-{last}", **self._payer,
                 )
