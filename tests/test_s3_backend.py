@@ -724,19 +724,24 @@ def test_ctrl_c_during_an_upload_waits_for_the_parts_in_flight_then_aborts(moto_
     cf = CloudFiles(f"s3://{moto_server.endpoint}/{bucket}/", composite_upload_threshold=6 * MiB)
     events: list[str] = []
     running = [0]
+    lock = threading.Lock()
     real_job = s3.S3Backend._part_job
 
     def slow(self, full, number, chunk):
         job = real_job(self, full, number, chunk)
 
         def wrapped(upload_id, cancelled):
-            running[0] += 1
+            with lock:
+                running[0] += 1
+                if running[0] == 4:  # every helper busy: the user presses Ctrl-C now
+                    _thread.interrupt_main()
             try:
                 time.sleep(1.0)
                 return job(upload_id, cancelled)
             finally:
-                running[0] -= 1
-                events.append(f"part {number} done")
+                with lock:
+                    running[0] -= 1
+                    events.append(f"part {number} done")
 
         return wrapped
 
@@ -750,7 +755,6 @@ def test_ctrl_c_during_an_upload_waits_for_the_parts_in_flight_then_aborts(moto_
 
     monkeypatch.setattr(client, "abort_multipart_upload", abort)
     free = s3._helpers_free[0]
-    threading.Timer(0.4, _thread.interrupt_main).start()
     with pytest.raises(KeyboardInterrupt):
         cf.put("big", os.urandom(40 * MiB), compress=None)
     assert running[0] == 0 and s3._helpers_free[0] == free

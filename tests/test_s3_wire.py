@@ -146,6 +146,17 @@ def test_calls_send_one_request_each(rclone_server, s3_env, wire_seen):
     assert wire_seen == ["HEAD", "HEAD", "HEAD"]
 
 
+@pytest.mark.parametrize("key", ["é ü/+%2F=&~;,@$!'()*", "query?and#fragment", "sp ace/tab\tkey"])
+def test_keys_that_need_encoding_are_signed_as_sent(rclone_server, s3_env, wire_seen, key):
+    """rclone checks every signature: a key sent percent-encoded must be signed in that form."""
+    bucket = rclone_server.new_bucket()
+    cf = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}/r")
+    cf.put(key, b"odd", compress=None)
+    assert cf.get(key) == b"odd" and cf.exists(key) is True
+    assert wire_seen == ["PUT", "GET", "HEAD"]
+    assert rclone_server.admin().get_object(Bucket=bucket, Key="r/" + key)["Body"].read() == b"odd"
+
+
 def test_refused_credentials_name_the_object(rclone_server, s3_env):
     bucket = rclone_server.new_bucket()
     wrong = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "wrong-secret"}

@@ -5,8 +5,9 @@ hooks, signing through ``AWSRequest`` objects, response parsing), and through ob
 GIL released) ~0.2 ms, most of it handing each request to a tokio thread and back. Here a
 request is a few string operations, two HMAC-SHA256 calls and one ``sendall``/``recv`` pair on
 the calling thread over :mod:`._http1`'s keep-alive connections: ~0.11 ms of CPU for a 4 KiB
-GET on one thread against a local server (obstore ~0.2 ms). The S3 backend sends its whole-object
-and ranged GETs, HEADs and PUTs (single and multipart parts) this way; botocore keeps the rest.
+GET on one thread against a local server (obstore ~0.2 ms). The S3 backend sends its
+whole-object GETs (large ones as parallel ranges), HEADs and PUTs (single and multipart parts)
+this way; botocore keeps the rest.
 
 What it does, and only that:
 
@@ -26,8 +27,8 @@ What it does, and only that:
 - Keys are sent percent-encoded byte for byte (``/`` kept), as botocore sends them: any key
   botocore can carry, this can.
 - Connections: one pool per process and origin, shared by every backend using it, made again
-  in a forked child (it never reuses the parent's sockets or locks); the environment's proxy and CA
-  bundle (``AWS_CA_BUNDLE`` first) apply. Plain sockets, so gevent's monkey-patching makes
+  in a forked child (it never reuses the parent's sockets or locks); the environment's proxy
+  and CA bundle (``AWS_CA_BUNDLE`` first) apply. Plain sockets, so gevent's monkey-patching makes
   them cooperative like any other.
 - Nothing retries here: an answer other than 2xx becomes :class:`Answer` (status, S3 error
   code and message), which the backend classifies and the engine retries when transient.
@@ -41,7 +42,6 @@ import os
 import re
 import threading
 import time
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .. import _retry
@@ -230,9 +230,6 @@ class Wire:
         target = f"{path}?{query_text}" if query_text else path
         return self.pool.request(method, target, sent, body, _retry.timeouts(), stream)
 
-    def close(self) -> None:
-        self.pool.close()
-
 
 def _forget_pools_after_fork() -> None:
     global _POOLS_LOCK
@@ -241,20 +238,3 @@ def _forget_pools_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pools_after_fork)
-
-
-def forget_pools() -> None:
-    """Close and forget this process's pools (tests; credential or endpoint changes)."""
-    with _POOLS_LOCK:
-        for (pid, _), pool in list(_POOLS.items()):
-            if pid == os.getpid():
-                pool.close()
-        _POOLS.clear()
-
-
-def content_md5(data: Any) -> str:
-    """The base64 MD5 of ``data`` for a ``Content-MD5`` header."""
-    from base64 import b64encode
-
-    return b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
-
