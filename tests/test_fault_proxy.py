@@ -45,6 +45,21 @@ def test_flip_changes_one_byte(upstream):
         assert sum(a != b for a, b in zip(r.content, BODY, strict=True)) == 1
 
 
+def test_damage_changes_one_byte_of_the_request_body(httpserver):
+    received = []
+
+    def keep(request):
+        received.append(request.get_data())
+        return Response("stored")
+
+    httpserver.expect_request("/up", method="PUT").respond_with_handler(keep)
+    with FaultProxy(httpserver.host, httpserver.port, plan=lambda m, p: "damage") as proxy:
+        r = requests.put(proxy.url + "/up", data=BODY, timeout=5)
+        assert r.status_code == 200 and proxy.injected["damage"] == 1
+    assert len(received[0]) == len(BODY)
+    assert sum(a != b for a, b in zip(received[0], BODY, strict=True)) == 1
+
+
 def test_truncate_reset_and_stall_are_errors(upstream):
     with proxy_for(upstream, "truncate") as proxy, pytest.raises(requests.exceptions.ChunkedEncodingError):
         requests.get(proxy.url + "/obj", timeout=5).content  # noqa: B018

@@ -587,20 +587,18 @@ def test_failed_multipart_upload_is_aborted(s3_server, bucket, s3_root, error):
 
 
 def test_part_rejected_by_the_server_aborts_the_upload(sdk_transport, rclone_server, s3_env, monkeypatch):
-    """rclone checks Content-MD5: a wrong digest on the second part is refused (BadDigest)."""
+    """rclone checks Content-MD5: a part whose md5 is wrong (its ETag does not match, and it
+    is refused, BadDigest, once the upload starts again with Content-MD5) aborts the upload."""
     monkeypatch.setenv("CLOUD_FILES_RETRY_ATTEMPTS", "2")
     bucket = rclone_server.new_bucket()
     cf = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}/", composite_upload_threshold=6 * MiB)
+    payload = os.urandom(20 * MiB)
+    second = payload[8 * MiB:16 * MiB]
     real = s3._md5_b64
-    calls = []
-
-    def wrong_for_second_part(data):
-        calls.append(len(data))
-        return real(b"not the part") if len(calls) == 2 else real(data)
-
-    monkeypatch.setattr(s3, "_md5_b64", wrong_for_second_part)
+    monkeypatch.setattr(s3, "_md5_b64",
+                        lambda data: real(b"not the part") if data == second else real(data))
     with pytest.raises(s3.S3Error, match="BadDigest") as info:
-        cf.put("parts", os.urandom(20 * MiB))
+        cf.put("parts", payload)
     assert f"/{bucket}/parts" in str(info.value)
     assert not info.value.transient  # its parts were retried already; the engine must not redo it
     assert cf.exists("parts") is False
@@ -641,6 +639,82 @@ def test_multipart_retries_a_part_and_aborts_on_failure(moto_server, s3_env, mon
             assert no_uploads_left(moto_server.admin(), bucket)
 
 
+def _upload_through(proxy_plan, rclone_server, data, payload):
+    """Upload ``data`` (``payload`` or a handle to it) in 8 MiB parts through a fault proxy in front of rclone (which checks
+    Content-MD5 but stores a body whatever its signed SHA-256): the backend and each part PUT's
+    path, in order."""
+    bucket = rclone_server.new_bucket()
+    parts: list[str] = []
+
+    def plan(method, path):
+        if method == "PUT" and "partNumber=" in path:
+            parts.append(path)
+            return proxy_plan(path, parts)
+        return None
+
+    port = int(rclone_server.endpoint.rsplit(":", 1)[1])
+    with FaultProxy("127.0.0.1", port, plan=plan) as proxy:
+        cf = CloudFiles(f"s3://{proxy.url}/{bucket}/", composite_upload_threshold=6 * MiB)
+        cf.put("parts", data)
+        assert cf.get("parts") == payload
+    return cf.backend, parts, proxy
+
+
+def test_parts_are_checked_by_their_etags(rclone_server, s3_env, transport):
+    """Parts go without Content-MD5 and the ETag rclone answers is compared with their md5:
+    nothing is sent twice when the bytes arrive whole."""
+    payload = os.urandom(20 * MiB)
+    backend, parts, proxy = _upload_through(lambda path, seen: None, rclone_server, payload,
+                                            payload)
+    assert len(parts) == 3 and not backend._parts_need_md5
+
+
+@pytest.mark.parametrize("source", ["bytes", "file"])
+def test_a_part_damaged_on_the_way_restarts_the_upload_with_content_md5(
+        rclone_server, s3_env, transport, source, tmp_path):
+    """A part damaged on the way is stored damaged by a server that checks nothing but
+    Content-MD5 (rclone, which also cannot replace a part it received); its ETag gives it
+    away, the upload is aborted and sent again from the start with Content-MD5 on every part,
+    as later uploads through the backend are: the object read back is the one sent."""
+    payload = os.urandom(20 * MiB)
+    if source == "file":
+        (tmp_path / "src").write_bytes(b"head" + payload)
+        handle = open(tmp_path / "src", "rb")
+        handle.read(4)  # uploads start where the handle stands, and start there again
+        data = handle
+    else:
+        data = payload
+
+    def damage_first_second(path, seen):
+        return "damage" if re.search(r"partNumber=2(&|$)", path) and len(seen) <= 3 else None
+
+    backend, parts, proxy = _upload_through(damage_first_second, rclone_server, data, payload)
+    assert proxy.injected["damage"] == 1
+    numbers = [int(re.search(r"partNumber=(\d+)", p)[1]) for p in parts]
+    assert sorted(numbers[:3]) == [1, 2, 3] and sorted(numbers[3:]) == [1, 2, 3]
+    assert backend._parts_need_md5
+    assert no_uploads_left(rclone_server.admin(), backend.bucket)
+
+
+def test_a_stream_that_cannot_be_rewound_sends_content_md5(rclone_server, s3_env, monkeypatch):
+    """A pipe cannot be sent again, so its parts carry Content-MD5 from the start (the server
+    checks each one as it comes)."""
+    sent = []
+    real = s3.S3Backend._part_job
+    monkeypatch.setattr(s3.S3Backend, "_part_job",
+                        lambda self, *args: sent.append(args[-1]) or real(self, *args))
+    payload = os.urandom(20 * MiB)
+    read, write = os.pipe()
+    threading.Thread(target=lambda: (os.write(write, payload), os.close(write)), daemon=True).start()
+    cf = CloudFiles(f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/",
+                    composite_upload_threshold=6 * MiB)
+    with open(read, "rb", buffering=0) as pipe:
+        cf.put("piped", pipe)
+    assert sent == [True, True, True] and cf.get("piped") == payload
+    cf.put("bytes", payload)
+    assert sent[3:] == [False, False, False] and not cf.backend._parts_need_md5
+
+
 def test_corrupted_single_put_is_rejected(sdk_transport, rclone_server, s3_env, monkeypatch):
     monkeypatch.setenv("CLOUD_FILES_RETRY_ATTEMPTS", "2")
     bucket = rclone_server.new_bucket()
@@ -657,8 +731,8 @@ def _part_threads(monkeypatch) -> list[str]:
     names: list[str] = []
     real_job = s3.S3Backend._part_job
 
-    def spy(self, full, number, chunk):
-        job = real_job(self, full, number, chunk)
+    def spy(self, full, number, *args):
+        job = real_job(self, full, number, *args)
 
         def wrapped(upload_id, cancelled):
             names.append(threading.current_thread().name)
@@ -727,8 +801,8 @@ def test_ctrl_c_during_an_upload_waits_for_the_parts_in_flight_then_aborts(moto_
     lock = threading.Lock()
     real_job = s3.S3Backend._part_job
 
-    def slow(self, full, number, chunk):
-        job = real_job(self, full, number, chunk)
+    def slow(self, full, number, *args):
+        job = real_job(self, full, number, *args)
 
         def wrapped(upload_id, cancelled):
             with lock:

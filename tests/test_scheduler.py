@@ -106,6 +106,31 @@ def test_idle_threads_keep_nothing_of_a_finished_call_alive():
     assert all(ref() is None for ref in refs)
 
 
+def test_a_finished_unit_is_let_go_before_the_next_is_taken():
+    """A worker keeps no finished unit alive while it takes the next (a unit may hold a whole
+    part of an upload): the scheduler must not hold it, nor the iterator feeding it."""
+
+    class Unit:
+        pass
+
+    last_done: dict[int, weakref.ref] = {}
+    kept = []
+
+    def units():
+        for _ in range(40):
+            ref = last_done.get(threading.get_ident())
+            if ref is not None and ref() is not None:
+                kept.append(ref)
+            yield Unit()
+
+    def fn(unit):
+        time.sleep(0.001)
+        last_done[threading.get_ident()] = weakref.ref(unit)
+
+    scheduler.run(fn, units(), 2)
+    assert kept == []
+
+
 def test_first_error_stops_the_run_and_is_raised():
     started = []
 

@@ -21,6 +21,7 @@ Rules (see ARCHITECTURE.md, "Concurrency rules of thumb"):
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -144,7 +145,9 @@ if hasattr(os, "register_at_fork"):
 
 def _run_threads(fn: Callable[[T], R], units: Iterable[T], concurrency: int,
                  stop: threading.Event) -> list[R]:
-    source = enumerate(units)
+    # not enumerate(): it keeps its last tuple, and so the last unit (a whole part), alive
+    source = iter(units)
+    numbers = itertools.count()
     take = threading.Lock()
     done: list[tuple[int, R]] = []
     errors: list[BaseException] = []
@@ -155,7 +158,8 @@ def _run_threads(fn: Callable[[T], R], units: Iterable[T], concurrency: int,
         while not stop.is_set():
             with take:
                 try:
-                    index, unit = next(source)
+                    unit = next(source)
+                    index = next(numbers)
                 except StopIteration:
                     return
                 except BaseException as e:  # the caller's generator failed

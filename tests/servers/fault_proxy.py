@@ -13,6 +13,8 @@ valid). For each request a *plan* decides the fate of the exchange:
     "flip"      forward; flip one byte in the middle of a 2xx response body (length unchanged)
     "norange"   forward without the request's Range header (a server that ignores Range; the
                 upstream must not check signatures, as moto does not)
+    "damage"    flip one byte in the middle of the request body, then forward (bytes damaged on
+                the way up; a signature over the body no longer matches, UNSIGNED-PAYLOAD does)
 
 Only faults a real server cannot be asked to produce are made here; everything else is the real
 server's own behaviour.
@@ -29,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-FAULTS = ("reset", "500", "503", "429", "stall", "truncate", "flip", "norange")
+FAULTS = ("reset", "500", "503", "429", "stall", "truncate", "flip", "norange", "damage")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
 _REASONS = {"500": "Internal Server Error", "503": "Service Unavailable", "429": "Too Many Requests"}
 
@@ -123,6 +125,8 @@ class FaultProxy:
                     return
                 if fault == "norange":
                     headers = [(k, v) for k, v in headers if k.lower() != "range"]
+                if fault == "damage" and body:
+                    body = _flip_middle(body)
                 if upstream is None:
                     upstream = http.client.HTTPConnection(*self.upstream, timeout=60)
                 try:
@@ -139,8 +143,7 @@ class FaultProxy:
                     length_header = str(length)
                     out_body = resp_body
                 if fault == "flip" and 200 <= status < 300 and out_body:
-                    middle = len(out_body) // 2
-                    out_body = out_body[:middle] + bytes([out_body[middle] ^ 0x5A]) + out_body[middle + 1 :]
+                    out_body = _flip_middle(out_body)
                 head = [f"HTTP/1.1 {status} {reason}"]
                 head += [f"{k}: {v}" for k, v in resp_headers if k.lower() not in _HOP_BY_HOP | {"content-length"}]
                 head += [f"Content-Length: {length_header}", "Connection: keep-alive"]
@@ -159,6 +162,11 @@ class FaultProxy:
                 client.close()
             except OSError:
                 pass
+
+
+def _flip_middle(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x5A]) + data[middle + 1 :]
 
 
 def _read_request(reader, client: socket.socket) -> tuple[str, str, list[tuple[str, str]], bytes] | None:
