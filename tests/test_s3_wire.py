@@ -132,6 +132,32 @@ def test_error_answers_are_parsed():
     assert "region eu-west-3" in str(translated) and "AWS_DEFAULT_REGION" in str(translated)
 
 
+LIST_PAGE = """<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult{ns}><Name>b</Name><Prefix>r%2F</Prefix>{encoding}<KeyCount>2</KeyCount>
+<IsTruncated>{truncated}</IsTruncated>{token}
+<Contents><Key>r/a+b%2Bc%20d</Key><Size>12</Size></Contents>
+<Contents><Key>r/%E6%97%A5&amp;</Key><Size>0</Size></Contents>
+<CommonPrefixes><Prefix>r/d%25ir/</Prefix></CommonPrefixes></ListBucketResult>"""
+
+
+@pytest.mark.parametrize("ns", ["", ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'])
+def test_listing_pages_are_parsed(ns):
+    encoded = LIST_PAGE.format(ns=ns, encoding="<EncodingType>url</EncodingType>",
+                               truncated="true", token="<NextContinuationToken>t/1=</NextContinuationToken>")
+    assert _s3wire.list_page(encoded.encode()) == {
+        "Contents": [{"Key": "r/a b+c d", "Size": 12}, {"Key": "r/日&", "Size": 0}],
+        "CommonPrefixes": [{"Prefix": "r/d%ir/"}],
+        "IsTruncated": True, "NextContinuationToken": "t/1=",
+    }
+    # a server that did not encode (no EncodingType): the names are taken as they are
+    plain = LIST_PAGE.format(ns=ns, encoding="", truncated="false", token="")
+    page = _s3wire.list_page(plain.encode())
+    assert [c["Key"] for c in page["Contents"]] == ["r/a+b%2Bc%20d", "r/%E6%97%A5&"]
+    assert page["IsTruncated"] is False and page["NextContinuationToken"] is None
+    with pytest.raises(_http1.ProtocolError, match="not valid XML"):
+        _s3wire.list_page(b"<ListBucketResult><Contents>")
+
+
 def test_calls_send_one_request_each(rclone_server, s3_env, wire_seen):
     """On rclone, which checks every signature: each call of the data path is one request."""
     cf = CloudFiles(f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/r")
@@ -144,6 +170,9 @@ def test_calls_send_one_request_each(rclone_server, s3_env, wire_seen):
     assert cf.exists(["k", "missing"]) == {"k": True, "missing": False}
     assert cf.size("k") == 5
     assert wire_seen == ["HEAD", "HEAD", "HEAD"]
+    wire_seen.clear()
+    assert list(cf.list()) == ["k"]
+    assert wire_seen == ["GET?encoding-type,list-type,max-keys,prefix"]
 
 
 @pytest.mark.parametrize("key", ["é ü/+%2F=&~;,@$!'()*", "query?and#fragment", "sp ace/tab\tkey"])
@@ -153,7 +182,8 @@ def test_keys_that_need_encoding_are_signed_as_sent(rclone_server, s3_env, wire_
     cf = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}/r")
     cf.put(key, b"odd", compress=None)
     assert cf.get(key) == b"odd" and cf.exists(key) is True
-    assert wire_seen == ["PUT", "GET", "HEAD"]
+    assert list(cf.list()) == [key]  # rclone URL-encodes the names in listings when asked
+    assert wire_seen == ["PUT", "GET", "HEAD", "GET?encoding-type,list-type,max-keys,prefix"]
     assert rclone_server.admin().get_object(Bucket=bucket, Key="r/" + key)["Body"].read() == b"odd"
 
 

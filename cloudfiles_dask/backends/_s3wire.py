@@ -42,7 +42,7 @@ import os
 import re
 import threading
 import time
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
 
 from .. import _retry
 from . import _http1
@@ -149,6 +149,33 @@ def canonical_query(params: dict[str, str | int]) -> str:
     characters percent-encoded), which is also what is sent."""
     return "&".join(f"{quote(str(name), safe='~')}={quote(str(value), safe='~')}"
                      for name, value in sorted(params.items()))
+
+
+def list_page(data: bytes) -> dict:
+    """A ListObjectsV2 answer in botocore's shape: ``Contents`` (``Key``, ``Size``),
+    ``CommonPrefixes`` (``Prefix``), ``IsTruncated``, ``NextContinuationToken``. Names are
+    decoded when the server says it URL-encoded them (``EncodingType``; we ask for it, so that
+    keys XML cannot carry survive), as form data: AWS and rclone send a space as ``+``."""
+    from xml.etree import ElementTree
+
+    try:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as e:
+        raise _http1.ProtocolError(f"the listing is not valid XML ({e})") from e
+    ns = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    decode = unquote_plus if root.findtext(ns + "EncodingType") == "url" else str
+    key, size, prefix = ns + "Key", ns + "Size", ns + "Prefix"
+    page: dict = {
+        "Contents": [{"Key": decode(item.findtext(key) or ""), "Size": int(item.findtext(size) or 0)}
+                     for item in root.iterfind(ns + "Contents")],
+        "IsTruncated": root.findtext(ns + "IsTruncated") == "true",
+        "NextContinuationToken": root.findtext(ns + "NextContinuationToken"),
+    }
+    dirs = [{"Prefix": decode(item.findtext(prefix) or "")}
+            for item in root.iterfind(ns + "CommonPrefixes")]
+    if dirs:
+        page["CommonPrefixes"] = dirs
+    return page
 
 
 def address(endpoint: str, bucket: str) -> tuple[str, str]:
