@@ -52,7 +52,7 @@ def fetch(backend: Backend, unit: ReadUnit, part_size: int | None = None) -> Blo
     once more (bytes damaged in flight, or the object replaced between read and checksum) and
     then raised as an IntegrityError: never a silent retry-until-give-up, never bad bytes."""
     for _ in range(2):
-        blob = call(backend, backend.get, unit.path, unit.start, unit.end)
+        blob = _retry.call(backend.get, backend.retryable, unit.path, unit.start, unit.end)
         if blob is None or blob.hash is None or unit.ranged:
             return blob
         if integrity.matches(blob.content, blob.hash, blob.hash_type, part_size, blob.md5,

@@ -431,7 +431,12 @@ def _read_stored(base_path: str, start: int | None, end: int | None) -> Blob | N
             continue
         try:
             if start is None and end is None:
-                data = _read_fd(fd, 0, None)
+                # a whole small file: one fstat and one pread, asking one byte more than its
+                # size to tell that nothing was appended meanwhile (else _read_fd reads on)
+                want = os.fstat(fd).st_size
+                data = _pread(fd, want + 1, 0) if want < _ONE_READ else None
+                if data is None or len(data) != want:
+                    data = _read_fd(fd, 0, None)
             else:
                 data = _read_fd_range(fd, start, end)
         except IsADirectoryError:  # os.open opens directories; reading them fails
