@@ -154,8 +154,10 @@ def test_listing_pages_are_parsed(ns):
     page = _s3wire.list_page(plain.encode())
     assert [c["Key"] for c in page["Contents"]] == ["r/a+b%2Bc%20d", "r/%E6%97%A5&"]
     assert page["IsTruncated"] is False and page["NextContinuationToken"] is None
-    with pytest.raises(_http1.ProtocolError, match="not valid XML"):
+    with pytest.raises(ValueError, match="not valid XML"):
         _s3wire.list_page(b"<ListBucketResult><Contents>")
+    with pytest.raises(ValueError, match="not a listing but <Error>"):
+        _s3wire.list_page(b"<Error><Code>Odd</Code></Error>")
 
 
 def test_calls_send_one_request_each(rclone_server, s3_env, wire_seen):

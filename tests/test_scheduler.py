@@ -123,8 +123,15 @@ def test_a_finished_unit_is_let_go_before_the_next_is_taken():
                 kept.append(ref)
             yield Unit()
 
+    others_ran = threading.Event()
+    count = [0]
+
     def fn(unit):
-        time.sleep(0.001)
+        count[0] += 1
+        if count[0] == 1:  # hold one worker: the other runs several units in a row
+            others_ran.wait(5)
+        elif count[0] == 6:
+            others_ran.set()
         last_done[threading.get_ident()] = weakref.ref(unit)
 
     scheduler.run(fn, units(), 2)

@@ -13,9 +13,10 @@ What it does, and only that:
 
 - SigV4 in the ``Authorization`` header, as AWS documents it: every header sent is signed;
   the signing key is derived once per day; a session token goes in ``x-amz-security-token``.
-  Request bodies are not hashed for the signature (``UNSIGNED-PAYLOAD``): PUTs carry
+  Request bodies are not hashed for the signature (``UNSIGNED-PAYLOAD``): single PUTs carry
   ``Content-MD5``, which every S3 server checks (rclone ignores a wrong signed SHA-256 but
-  refuses a wrong MD5), at 60% of SHA-256's CPU. Unsigned requests (public buckets) carry no
+  refuses a wrong MD5), and parts are checked against the md5 ETag the server answers (see
+  ``S3Backend._part_job``). Unsigned requests (public buckets) carry no
   authentication at all.
 - Addressing: an explicit endpoint is path-style (``ENDPOINT/BUCKET/KEY``). On AWS itself the
   endpoint is the one botocore resolves (so ``AWS_ENDPOINT_URL_S3`` and the config file's
@@ -155,14 +156,18 @@ def list_page(data: bytes) -> dict:
     """A ListObjectsV2 answer in botocore's shape: ``Contents`` (``Key``, ``Size``),
     ``CommonPrefixes`` (``Prefix``), ``IsTruncated``, ``NextContinuationToken``. Names are
     decoded when the server says it URL-encoded them (``EncodingType``; we ask for it, so that
-    keys XML cannot carry survive), as form data: AWS and rclone send a space as ``+``."""
+    keys XML cannot carry survive), as form data: AWS and rclone send a space as ``+``. An
+    answer that is not a ListObjectsV2 page raises ValueError (not retried: it will not
+    change)."""
     from xml.etree import ElementTree
 
     try:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError as e:
-        raise _http1.ProtocolError(f"the listing is not valid XML ({e})") from e
+        raise ValueError(f"the listing is not valid XML ({e}): {data[:80]!r}") from e
     ns = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    if root.tag[len(ns):] != "ListBucketResult":
+        raise ValueError(f"the answer is not a listing but <{root.tag[len(ns):]}>: {data[:80]!r}")
     decode = unquote_plus if root.findtext(ns + "EncodingType") == "url" else str
     key, size, prefix = ns + "Key", ns + "Size", ns + "Prefix"
     page: dict = {

@@ -599,6 +599,10 @@ def _unless(cancelled: threading.Event) -> Callable[[BaseException], bool]:
     return lambda error: is_transient(error) and not cancelled.is_set()
 
 
+#: (pid, endpoint, bucket) where a part's ETag was not its md5: parts carry Content-MD5 there.
+_PARTS_NEED_MD5: set[tuple[int, str | None, str]] = set()
+
+
 class _PartMismatch(S3Error):
     """A part's ETag is not the md5 of the bytes sent: its upload must start again."""
 
@@ -662,8 +666,6 @@ class S3Backend(Backend):
     delete_batch_size = 1000
     #: Set once a ranged GET came back whole: large reads are one stream from then on.
     _ranges_ignored = False
-    #: Set once a part's ETag was not its md5: parts carry Content-MD5 from then on.
-    _parts_need_md5 = False
 
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)
@@ -1338,9 +1340,13 @@ class S3Backend(Backend):
 
             def send_sdk(upload_id: str, md5: str | None) -> str:
                 checked = {"ContentMD5": md5} if md5 else {}
-                return client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload_id,
+                etag = client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload_id,
                                           PartNumber=number, Body=body, **checked,
-                                          **self._payer)["ETag"]
+                                          **self._payer).get("ETag")
+                if not etag:
+                    raise S3Error(f"{self._where(full)}: the server answered part {number} "
+                                  f"without an ETag")
+                return etag
 
             return send_sdk
 
@@ -1402,7 +1408,7 @@ class S3Backend(Backend):
             self._finish_upload(full, jobs(), params)
 
         try:
-            start = None if first else handle.tell()
+            start = None if first or not handle.seekable() else handle.tell()
         except (AttributeError, OSError, ValueError):
             start = None
         if start is None:  # cannot be sent again: the server checks each part as it comes
@@ -1415,17 +1421,21 @@ class S3Backend(Backend):
         """Run ``upload(content_md5)``. Parts are first checked by their ETags (no second pass
         over the bytes on the server: rclone's costs a tenth of an upload's speed on 2 cores);
         if one does not match, the upload, aborted already, starts again from ``rewind()``
-        with Content-MD5 on every part, as every later upload through this backend does."""
-        if self._parts_need_md5:
+        with Content-MD5 on every part, as every later upload to this bucket in this process
+        does (services whose part ETags are not md5s, as under SSE-KMS, pay the resend once)."""
+        where = (os.getpid(), self.endpoint, self.bucket)
+        if where in _PARTS_NEED_MD5:
             upload(True)
             return
         try:
             upload(False)
+            return
         except _PartMismatch as e:
             log.warning("%s; uploading again with Content-MD5 on every part", e)
-            self._parts_need_md5 = True
-            rewind()
-            upload(True)
+        # out of the except block: its traceback would keep the first pass's parts alive
+        _PARTS_NEED_MD5.add(where)
+        rewind()
+        upload(True)
 
     def _upload_stream(self, full: str, handle: Any, params: dict) -> None:
         threshold = self.options.composite_upload_threshold
@@ -1499,7 +1509,10 @@ class S3Backend(Backend):
             resp = wire.request("GET", "", None, None, query)
             if resp.status != 200:
                 raise _s3wire.answer_error(resp)
-            return _s3wire.list_page(resp.data)
+            try:
+                return _s3wire.list_page(resp.data)
+            except ValueError as e:
+                raise S3Error(f"S3 list of {self._where(params['Prefix'])} failed: {e}") from e
         except Exception as e:
             self._fail(e, "list", params["Prefix"])
 
