@@ -847,7 +847,13 @@ def test_ctrl_c_during_an_upload_waits_for_the_parts_in_flight_then_aborts(moto_
         return real_abort(**kwargs)
 
     monkeypatch.setattr(client, "abort_multipart_upload", abort)
+    # the interrupt needs all four parts in flight: a read of an earlier test that is still
+    # ending on its own threads (a stalled server's timeout) may hold helpers for a while
+    deadline = time.monotonic() + 30
+    while s3._helpers_free[0] < s3.PARTS_IN_FLIGHT and time.monotonic() < deadline:
+        time.sleep(0.05)
     free = s3._helpers_free[0]
+    assert free >= s3.PARTS_IN_FLIGHT, f"only {free} helper threads were given back"
     with pytest.raises(KeyboardInterrupt):
         cf.put("big", os.urandom(40 * MiB), compress=None)
     assert running[0] == 0 and s3._helpers_free[0] == free
