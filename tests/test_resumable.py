@@ -181,10 +181,15 @@ def finish(proc: subprocess.Popen, timeout: float = 60.0) -> str:
     return out.decode()
 
 
-def kill(proc: subprocess.Popen) -> None:
+def kill(proc: subprocess.Popen) -> bool:
+    """SIGKILL ``proc``; False if it had exited cleanly before the signal landed (a race
+    after ``poll()``: the worker may finish in between)."""
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    if proc.returncode == 0:
+        return False
     assert proc.returncode == -signal.SIGKILL
+    return True
 
 
 # -- one client, in process ------------------------------------------------------------------------
@@ -504,9 +509,8 @@ def test_sigkill_during_execute_then_resume(tmp_path, roots, worker):
         assert read_line(proc) == "started"
         # the whole transfer takes ~0.2 s on a 2-core machine (file:// writes on one thread)
         time.sleep(rng.uniform(0.02, 0.15))
-        if proc.poll() is not None:
+        if proc.poll() is not None or not kill(proc):
             break  # finished before the kill
-        kill(proc)
         progress.append(finished_so_far(db))
     assert any(0 < done < 1500 for done in progress), progress  # some kills landed mid-transfer
     before = finished_so_far(db)
