@@ -641,13 +641,13 @@ def test_multipart_retries_a_part_and_aborts_on_failure(moto_server, s3_env, mon
 
 
 def _parts_need_md5(backend) -> bool:
-    return (os.getpid(), backend.endpoint, backend.bucket) in s3._PARTS_NEED_MD5
+    return (backend.endpoint, backend.bucket) in s3._PARTS_NEED_MD5
 
 
 def _upload_through(proxy_plan, rclone_server, data, payload):
-    """Upload ``data`` (``payload`` or a handle to it) in 8 MiB parts through a fault proxy in front of rclone (which checks
-    Content-MD5 but stores a body whatever its signed SHA-256): the backend and each part PUT's
-    path, in order."""
+    """Upload ``data`` (``payload`` or a handle to it) in 8 MiB parts through a fault proxy in
+    front of rclone (which checks Content-MD5 but stores a body whatever its signed SHA-256):
+    the backend, each part PUT's path in order, and the proxy."""
     bucket = rclone_server.new_bucket()
     parts: list[str] = []
 
@@ -680,16 +680,9 @@ def test_a_part_damaged_on_the_way_restarts_the_upload_with_content_md5(
     """A part damaged on the way is stored damaged by a server that checks nothing but
     Content-MD5 (rclone, which also cannot replace a part it received); its ETag gives it
     away, the upload is aborted and sent again from the start with Content-MD5 on every part,
-    as later uploads through the backend are: the object read back is the one sent."""
+    as later uploads to that bucket are: the object read back is the one sent."""
     payload = os.urandom(20 * MiB)
-    if source == "file":
-        (tmp_path / "src").write_bytes(b"head" + payload)
-        handle = open(tmp_path / "src", "rb")
-        handle.read(4)  # uploads start where the handle stands, and start there again
-        data = handle
-    else:
-        data = payload
-
+    (tmp_path / "src").write_bytes(b"head" + payload)
     md5_sent = []
     real_sender = s3.S3Backend._part_sender
 
@@ -702,7 +695,10 @@ def test_a_part_damaged_on_the_way_restarts_the_upload_with_content_md5(
     def damage_first_second(path, seen):
         return "damage" if re.search(r"partNumber=2(&|$)", path) and len(seen) <= 3 else None
 
-    backend, parts, proxy = _upload_through(damage_first_second, rclone_server, data, payload)
+    with open(tmp_path / "src", "rb") as handle:
+        handle.read(4)  # uploads start where the handle stands, and start there again
+        data = handle if source == "file" else payload
+        backend, parts, proxy = _upload_through(damage_first_second, rclone_server, data, payload)
     assert proxy.injected["damage"] == 1
     numbers = [int(re.search(r"partNumber=(\d+)", p)[1]) for p in parts]
     assert {1, 2} <= set(numbers[:-3]) <= {1, 2, 3} and sorted(numbers[-3:]) == [1, 2, 3]

@@ -26,8 +26,8 @@ class Ours(Adapter):
     def warm(self) -> None:
         self.cf.get("warm-up/missing")
         if self.backend == "s3":
-            # our S3 has two transports (our own signed requests for the data path, botocore for
-            # deletes and listing): make both now, as every peer's one client is made before timing
+            # our S3 has two transports (our own signed requests for the data path and listing,
+            # botocore for deletes): make both now, as every peer's one client is made before timing
             # (not for cloud-files, whose GCS head() of a missing key raises AttributeError)
             self.cf.head("warm-up/missing")
 

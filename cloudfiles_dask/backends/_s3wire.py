@@ -6,8 +6,8 @@ GIL released) ~0.2 ms, most of it handing each request to a tokio thread and bac
 request is a few string operations, two HMAC-SHA256 calls and one ``sendall``/``recv`` pair on
 the calling thread over :mod:`._http1`'s keep-alive connections: ~0.11 ms of CPU for a 4 KiB
 GET on one thread against a local server (obstore ~0.2 ms). The S3 backend sends its
-whole-object GETs (large ones as parallel ranges), HEADs and PUTs (single and multipart parts)
-this way; botocore keeps the rest.
+whole-object GETs (large ones as parallel ranges), HEADs, PUTs (single and multipart parts)
+and listing pages this way; botocore keeps the rest.
 
 What it does, and only that:
 

@@ -53,9 +53,9 @@ Cost and behaviour, plainly:
   go up as a multipart upload in parts of ``max(8 MiB, ceil(size / 10000))``, each checked by
   comparing the ETag the server answers with its md5; if one differs (damaged on the way, or
   part ETags that are not md5s, as under SSE-KMS) the upload is aborted and sent again with
-  Content-MD5 on every part, as are later uploads through the same backend, and so are streams
-  that cannot be rewound (pipes). At most :data:`PARTS_IN_FLIGHT` parts in flight on the process's helper threads
-  (so memory stays near ``PARTS_IN_FLIGHT * part size`` per call; one by one on the calling
+  Content-MD5 on every part, as are later uploads to that bucket in the process, and streams
+  that cannot be rewound (pipes). At most :data:`PARTS_IN_FLIGHT` parts are in flight on the
+  process's helper threads (so memory stays near ``PARTS_IN_FLIGHT * part size`` per call; one by one on the calling
   thread when no helper is free, and under gevent monkey-patching). A file
   handle is read part by part, never whole. Any failure, KeyboardInterrupt included, aborts the
   upload, so a partial object is never visible under the key.
@@ -599,8 +599,8 @@ def _unless(cancelled: threading.Event) -> Callable[[BaseException], bool]:
     return lambda error: is_transient(error) and not cancelled.is_set()
 
 
-#: (pid, endpoint, bucket) where a part's ETag was not its md5: parts carry Content-MD5 there.
-_PARTS_NEED_MD5: set[tuple[int, str | None, str]] = set()
+#: (endpoint, bucket) where a part's ETag was not its md5: parts carry Content-MD5 there.
+_PARTS_NEED_MD5: set[tuple[str | None, str]] = set()
 
 
 class _PartMismatch(S3Error):
@@ -1423,7 +1423,7 @@ class S3Backend(Backend):
         if one does not match, the upload, aborted already, starts again from ``rewind()``
         with Content-MD5 on every part, as every later upload to this bucket in this process
         does (services whose part ETags are not md5s, as under SSE-KMS, pay the resend once)."""
-        where = (os.getpid(), self.endpoint, self.bucket)
+        where = (self.endpoint, self.bucket)
         if where in _PARTS_NEED_MD5:
             upload(True)
             return
