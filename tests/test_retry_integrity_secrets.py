@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import pickle
+import random
+import shutil
 
 import pytest
 
@@ -179,3 +181,56 @@ def test_secrets_hidden_in_repr(tmp_path):
     cf = CloudFiles("file://" + str(tmp_path), secrets={"token": "hunter2"})
     assert "hunter2" not in repr(cf) and "<hidden>" in repr(cf)
     assert pickle.loads(pickle.dumps(cf)).secrets == {"token": "hunter2"}  # given explicitly: kept
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="no C compiler: the optional md5 lanes module cannot be built")
+def test_the_md5_lanes_kernel_is_built_where_there_is_a_compiler():
+    """The optional C module is built at install time: where a compiler is there, a missing
+    build (a broken source, a packaging slip) must fail here rather than silently cost ten
+    times the CPU of a large upload's md5s."""
+    from cloudfiles_dask.backends import base
+
+    assert base.MD5_KERNEL is not None
+
+
+@pytest.mark.parametrize("kernel", ["lanes", "hashlib"])
+def test_part_md5s_are_hashlibs(kernel, monkeypatch):
+    """Every part's md5, whatever the part size around md5's 64-byte blocks and its 56-byte
+    padding limit, however many parts (groups of sixteen lanes and a partial one), for bytes,
+    bytearrays and memoryviews, with the kernel and without it."""
+    from cloudfiles_dask.backends import base
+
+    if kernel == "lanes" and base.MD5_KERNEL is None:
+        pytest.skip("the md5 lanes kernel is not available here")
+    if kernel == "hashlib":
+        monkeypatch.setattr(base, "MD5_KERNEL", None)
+    rng = random.Random(5)
+    for part in (1, 7, 55, 56, 63, 64, 65, 119, 120, 128, 1000, 4096 + 3):
+        for parts in (0, 1, 2, 3, 15, 16, 17, 33):
+            for tail in (0, 1, part - 1):
+                size = parts * part + (tail if tail < part else 0)
+                data = rng.randbytes(size)
+                expected = [hashlib.md5(data[i:i + part]).digest() for i in range(0, size, part)]
+                shape = [bytes, bytearray, memoryview][(part + parts + tail) % 3]
+                assert base.part_md5s(shape(data), part) == expected, (part, parts, tail)
+
+
+def test_md5_lanes_kernel_direct_calls():
+    """The C function alone: a short last part, a lone part, and clear errors for bad input."""
+    from cloudfiles_dask.backends import base
+
+    if base.MD5_KERNEL is None:
+        pytest.skip("the md5 lanes kernel is not available here")
+    md5_parts = base.MD5_KERNEL.md5_parts
+    data = os.urandom(5 * integrity.MiB + 3)
+    assert md5_parts(data, integrity.MiB) == [hashlib.md5(data[i:i + integrity.MiB]).digest()
+                                    for i in range(0, len(data), integrity.MiB)]
+    assert md5_parts(b"abc", 10) == [hashlib.md5(b"abc").digest()]
+    assert md5_parts(b"", 10) == []
+    with pytest.raises(ValueError, match="part_size must be positive, not 0"):
+        md5_parts(b"abc", 0)
+    with pytest.raises(TypeError):
+        md5_parts("text", 4)
+    with pytest.raises(BufferError):
+        md5_parts(memoryview(data)[::2], 4)  # not contiguous

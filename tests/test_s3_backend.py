@@ -598,6 +598,13 @@ def test_part_rejected_by_the_server_aborts_the_upload(sdk_transport, rclone_ser
     real = s3._md5_b64
     monkeypatch.setattr(s3, "_md5_b64",
                         lambda data: real(b"not the part") if data == second else real(data))
+    real_parts = s3.part_md5s  # where parts are hashed side by side, before their jobs
+
+    def wrong_second(data, part):
+        return [hashlib.md5(b"not the part").digest() if bytes(data[i * part:(i + 1) * part]) == second
+                else digest for i, digest in enumerate(real_parts(data, part))]
+
+    monkeypatch.setattr(s3, "part_md5s", wrong_second)
     with pytest.raises(s3.S3Error, match="BadDigest") as info:
         cf.put("parts", payload)
     assert f"/{bucket}/parts" in str(info.value)
@@ -674,6 +681,31 @@ def test_parts_are_checked_by_their_etags(rclone_server, s3_env, transport):
     assert len(parts) == 3 and not _parts_need_md5(backend)
 
 
+def test_parts_of_bytes_in_memory_are_hashed_side_by_side(rclone_server, s3_env, transport,
+                                                         monkeypatch):
+    """Where the md5 lanes kernel runs, the parts of bytes in memory reach their jobs hashed
+    already (sixteen at a time, whole parts; the short last one by hashlib), and the ETags
+    rclone answers match those digests."""
+    if s3.MD5_KERNEL is None:
+        pytest.skip("the md5 lanes kernel is not available here")
+    given = []
+    real = s3.S3Backend._part_job
+
+    def spy(self, full, number, chunk, content_md5, digest=None):
+        given.append((number, digest))
+        return real(self, full, number, chunk, content_md5, digest)
+
+    monkeypatch.setattr(s3.S3Backend, "_part_job", spy)
+    payload = os.urandom(17 * 8 * MiB + 5)  # a full group of sixteen, one more, and a tail
+    cf = CloudFiles(f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/",
+                    composite_upload_threshold=6 * MiB)
+    cf.put("lanes", payload)
+    part = 8 * MiB
+    assert given == [(n + 1, hashlib.md5(payload[o:o + part]).digest())
+                     for n, o in enumerate(range(0, len(payload), part))]
+    assert cf.get("lanes") == payload and not _parts_need_md5(cf.backend)
+
+
 @pytest.mark.parametrize("source", ["bytes", "file"])
 def test_a_part_damaged_on_the_way_restarts_the_upload_with_content_md5(
         rclone_server, s3_env, transport, source, tmp_path, monkeypatch):
@@ -718,7 +750,7 @@ def test_a_stream_that_cannot_be_rewound_sends_content_md5(rclone_server, s3_env
     sent = []
     real = s3.S3Backend._part_job
     monkeypatch.setattr(s3.S3Backend, "_part_job",
-                        lambda self, *args: sent.append(args[-1]) or real(self, *args))
+                        lambda self, *args, **kw: sent.append(args[-1]) or real(self, *args, **kw))
     payload = os.urandom(20 * MiB)
     read, write = os.pipe()
     threading.Thread(target=lambda: (os.write(write, payload), os.close(write)), daemon=True).start()
@@ -747,8 +779,8 @@ def _part_threads(monkeypatch) -> list[str]:
     names: list[str] = []
     real_job = s3.S3Backend._part_job
 
-    def spy(self, full, number, *args):
-        job = real_job(self, full, number, *args)
+    def spy(self, full, number, *args, **kw):
+        job = real_job(self, full, number, *args, **kw)
 
         def wrapped(upload_id, cancelled):
             names.append(threading.current_thread().name)
@@ -818,8 +850,8 @@ def test_ctrl_c_during_an_upload_waits_for_the_parts_in_flight_then_aborts(moto_
     lock = threading.Lock()
     real_job = s3.S3Backend._part_job
 
-    def slow(self, full, number, *args):
-        job = real_job(self, full, number, *args)
+    def slow(self, full, number, *args, **kw):
+        job = real_job(self, full, number, *args, **kw)
 
         def wrapped(upload_id, cancelled):
             with lock:

@@ -16,7 +16,7 @@ import hashlib
 import os
 import re
 
-from ..backends.base import crc32c_b64, crc32c_hasher
+from ..backends.base import crc32c_b64, crc32c_hasher, part_md5s
 from ..exceptions import CRC32CIntegrityError, IntegrityError, MD5IntegrityError
 
 __all__ = ["IntegrityError", "matches", "matches_file", "mismatch", "mismatch_file"]
@@ -32,9 +32,7 @@ def md5_hex(data: bytes) -> str:
 
 def multipart_etag(data: bytes, part_size: int) -> str:
     """The ETag S3 gives an object uploaded in parts of ``part_size`` bytes."""
-    view = memoryview(data)
-    digests = [hashlib.md5(view[i : i + part_size], usedforsecurity=False).digest()
-               for i in range(0, max(len(view), 1), part_size)]
+    digests = part_md5s(data, part_size) or [hashlib.md5(b"", usedforsecurity=False).digest()]
     return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
 
 
