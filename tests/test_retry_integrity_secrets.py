@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -234,3 +235,42 @@ def test_md5_lanes_kernel_direct_calls():
         md5_parts("text", 4)
     with pytest.raises(BufferError):
         md5_parts(memoryview(data)[::2], 4)  # not contiguous
+
+
+def test_md5_lanes_kernel_reads_file_parts(tmp_path):
+    """The parts of a file hashed by the kernel reading it (pread, 64 KiB of each lane per
+    round): every part size around the round and block sizes, from any offset, in groups of
+    sixteen and fewer; the file's position is left alone; a file that ends too soon, a descriptor
+    that cannot be read and bad sizes are clear errors."""
+    from cloudfiles_dask.backends import base
+
+    if base.MD5_KERNEL is None:
+        pytest.skip("the md5 lanes kernel is not available here")
+    md5_file_parts = base.MD5_KERNEL.md5_file_parts
+    data = random.Random(7).randbytes(3 * integrity.MiB + 777)
+    (tmp_path / "f").write_bytes(data)
+    with open(tmp_path / "f", "rb") as f:
+        fd = f.fileno()
+        f.read(10)
+        for part in (1, 55, 56, 64, 65, 65535, 65536, 65537, 2 * 65536 + 63, 100_000):
+            for offset in (0, 3, 1000):
+                for count in (0, 1, 4, 16, 17):
+                    if offset + part * count > len(data):
+                        continue
+                    expected = [hashlib.md5(data[offset + i * part:offset + (i + 1) * part]).digest()
+                                for i in range(count)]
+                    assert md5_file_parts(fd, offset, part, count) == expected, (part, offset, count)
+        assert f.tell() == 10 and f.read(5) == data[10:15]
+        with pytest.raises(EOFError, match=r"ends within parts 1 to 4 \(of 1048576 bytes"):
+            md5_file_parts(fd, 0, integrity.MiB, 4)
+        with pytest.raises(ValueError, match="part_size must be positive"):
+            md5_file_parts(fd, 0, 0, 1)
+        with pytest.raises(ValueError, match="offset=-1"):
+            md5_file_parts(fd, -1, 10, 1)
+    directory = os.open(tmp_path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as info:
+            md5_file_parts(directory, 0, 10, 1)
+        assert info.value.errno == errno.EISDIR
+    finally:
+        os.close(directory)

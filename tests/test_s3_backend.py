@@ -681,11 +681,13 @@ def test_parts_are_checked_by_their_etags(rclone_server, s3_env, transport):
     assert len(parts) == 3 and not _parts_need_md5(backend)
 
 
-def test_parts_of_bytes_in_memory_are_hashed_side_by_side(rclone_server, s3_env, transport,
-                                                         monkeypatch):
-    """Where the md5 lanes kernel runs, the parts of bytes in memory reach their jobs hashed
-    already (sixteen at a time, whole parts; the short last one by hashlib), and the ETags
-    rclone answers match those digests."""
+@pytest.mark.parametrize("source", ["bytes", "file"])
+def test_parts_are_hashed_side_by_side(rclone_server, s3_env, transport, source, tmp_path,
+                                       monkeypatch):
+    """Where the md5 lanes kernel runs, the whole parts of bytes in memory or of a plain file
+    are hashed sixteen at a time (a file's with a second read of it, from where the handle
+    stands), a group of fewer than four and the short last part by hashlib on their own
+    threads; the ETags rclone answers match those digests, so nothing is sent twice."""
     if s3.MD5_KERNEL is None:
         pytest.skip("the md5 lanes kernel is not available here")
     given = []
@@ -696,14 +698,48 @@ def test_parts_of_bytes_in_memory_are_hashed_side_by_side(rclone_server, s3_env,
         return real(self, full, number, chunk, content_md5, digest)
 
     monkeypatch.setattr(s3.S3Backend, "_part_job", spy)
-    payload = os.urandom(17 * 8 * MiB + 5)  # a full group of sixteen, one more, and a tail
+    part = 8 * MiB
+    payload = os.urandom(17 * part + 5)  # a group of sixteen, one of a single part, a tail
+    (tmp_path / "src").write_bytes(b"skip" + payload)
     cf = CloudFiles(f"s3://{rclone_server.endpoint}/{rclone_server.new_bucket()}/",
                     composite_upload_threshold=6 * MiB)
-    cf.put("lanes", payload)
-    part = 8 * MiB
-    assert given == [(n + 1, hashlib.md5(payload[o:o + part]).digest())
-                     for n, o in enumerate(range(0, len(payload), part))]
+    with open(tmp_path / "src", "rb") as handle:
+        handle.read(4)
+        cf.put("lanes", handle if source == "file" else payload)
+    assert [n for n, _ in given] == list(range(1, 19))
+    expected = [hashlib.md5(payload[o:o + part]).digest() if o < 16 * part else None
+                for o in range(0, len(payload), part)]
+    assert [digest() for _, digest in given] == expected
     assert cf.get("lanes") == payload and not _parts_need_md5(cf.backend)
+
+
+def test_file_parts_are_hashed_by_the_kernel_only_from_plain_files(tmp_path, monkeypatch):
+    """A second read of the file must see the bytes the handle gives: not through a wrapper
+    whose fileno() is the file beneath it (gzip), and a file that shrank since hashes what
+    its parts send (no digest) rather than fail."""
+    if s3.MD5_KERNEL is None:
+        pytest.skip("the md5 lanes kernel is not available here")
+    part = 64 * 1024
+    data = os.urandom(5 * part + 100)
+    path = tmp_path / "src"
+    path.write_bytes(data)
+    with gzip.open(tmp_path / "src.gz", "wb") as out:
+        out.write(data)
+    with gzip.open(tmp_path / "src.gz", "rb") as wrapped:
+        assert s3._PartDigests.of_file(wrapped, 0, part) is None
+    with open(path, "rb") as plain, open(path, "rb", buffering=0) as raw:
+        for handle in (plain, raw):
+            digests = s3._PartDigests.of_file(handle, part, part)  # four whole parts on
+            assert [digests(n) for n in range(1, 6)] == [
+                hashlib.md5(data[i:i + part]).digest() for i in range(part, 5 * part, part)
+            ] + [None]
+        shrinking = s3._PartDigests.of_file(plain, 0, part)
+        os.truncate(path, 3 * part)
+        assert shrinking(1) is None and shrinking(5) is None
+    monkeypatch.setattr(s3, "MD5_KERNEL", None)
+    with open(path, "rb") as plain:
+        assert s3._PartDigests.of_file(plain, 0, part) is None
+    assert s3._PartDigests.of_buffer(memoryview(data), part) is None
 
 
 @pytest.mark.parametrize("source", ["bytes", "file"])

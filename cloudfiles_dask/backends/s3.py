@@ -79,9 +79,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import io
-import itertools
 import logging
 import os
 import re
@@ -107,6 +107,7 @@ from . import _http1, _s3wire
 from .base import (
     MD5_KERNEL,
     MD5_LANES,
+    MD5_LANES_FEWEST,
     Backend,
     BackendOptions,
     Blob,
@@ -616,6 +617,61 @@ class _Replaced(S3Error):
 
     def __init__(self, message: str):
         super().__init__(message, transient=True)
+
+
+class _PartDigests:
+    """The md5s of the whole parts of one upload, sixteen at a time by the md5 lanes kernel:
+    called with a part's number, the digest, or None where the part must hash its own bytes
+    (no kernel, a short last part, a group of fewer than :data:`MD5_LANES_FEWEST`, a
+    file that shrank). A group is
+    hashed when the first of its parts asks, once that part is on the wire, while the others
+    are still being sent."""
+
+    def __init__(self, hash_group: Callable[[int, int], list[bytes] | None], parts: int):
+        self._hash_group = hash_group  # (index of the first part, count) -> digests or None
+        self._parts = parts
+        self._groups: dict[int, list[bytes] | None] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, number: int) -> bytes | None:
+        index = number - 1
+        if index >= self._parts:
+            return None
+        group, lane = divmod(index, MD5_LANES)
+        with self._lock:
+            if group not in self._groups:
+                count = min(MD5_LANES, self._parts - group * MD5_LANES)
+                self._groups[group] = (self._hash_group(group * MD5_LANES, count)
+                                       if count >= MD5_LANES_FEWEST else None)
+            digests = self._groups[group]
+        return None if digests is None else digests[lane]
+
+    @classmethod
+    def of_buffer(cls, view: memoryview, part: int) -> _PartDigests | None:
+        if MD5_KERNEL is None:
+            return None
+        return cls(lambda first, count: part_md5s(view[first * part:(first + count) * part], part),
+                   len(view) // part)
+
+    @classmethod
+    def of_file(cls, handle: Any, start: int, part: int) -> _PartDigests | None:
+        """For a plain file opened for reading: what it reads is what the file holds (not a
+        decompressing or text wrapper, whose fileno() is of the file beneath)."""
+        if MD5_KERNEL is None or type(handle) not in (io.BufferedReader, io.FileIO):
+            return None
+        try:
+            fd = handle.fileno()
+            parts = max(0, os.fstat(fd).st_size - start) // part
+        except (OSError, ValueError):
+            return None
+
+        def hash_group(first: int, count: int) -> list[bytes] | None:
+            try:
+                return MD5_KERNEL.md5_file_parts(fd, start + first * part, part, count)
+            except (OSError, EOFError):  # the file shrank or went: parts hash what they send
+                return None
+
+        return cls(hash_group, parts)
 
 
 class _Multipart:
@@ -1309,9 +1365,10 @@ class S3Backend(Backend):
             raise _s3wire.answer_error(resp)
 
     def _part_job(self, full: str, number: int, chunk: bytes | bytearray | memoryview,
-                  content_md5: bool, digest: bytes | None = None) -> PartJob:
+                  content_md5: bool, digest: Callable[[], bytes | None] | None = None) -> PartJob:
         """Sends part ``number`` of an upload (given its id), retried on its own; its ETag.
-        ``digest``: the chunk's md5 if the caller has it, else the part's thread computes it.
+        ``digest``: gives the chunk's md5 if the caller can (see :class:`_PartDigests`), else
+        None; without it, or given None, the part's thread hashes the chunk itself.
 
         With ``content_md5`` the part carries Content-MD5, which the server checks. Without, the
         ETag the server answers (the md5 of the bytes it received) must be the md5 of ours, or
@@ -1319,21 +1376,26 @@ class S3Backend(Backend):
         md5s (SSE-KMS), and the caller starts the upload again with Content-MD5 (some servers,
         rclone among them, cannot replace a part already received)."""
         send = self._part_sender(full, number, chunk)
+        known: list[str] = []
 
-        def attempt(upload_id: str, md5: str) -> str:
+        def md5() -> str:  # asked for after sending, unless the part carries it
+            if not known:
+                given = digest() if digest is not None else None
+                known.append(_md5_b64(chunk) if given is None
+                             else base64.b64encode(given).decode("ascii"))
+            return known[0]
+
+        def attempt(upload_id: str) -> str:
             if content_md5:
-                return send(upload_id, md5)
+                return send(upload_id, md5())
             etag = send(upload_id, None)
-            if etag.strip('"').lower() != base64.b64decode(md5).hex():
+            if etag.strip('"').lower() != base64.b64decode(md5()).hex():
                 raise _PartMismatch(f"{self._where(full)}: part {number} came back with ETag "
                                     f"{etag}, not the md5 of the bytes sent")
             return etag
 
         def job(upload_id: str, cancelled: threading.Event) -> str:
-            # hashed here if not before, on the part's own thread: parts are hashed in parallel
-            md5 = (base64.b64encode(digest).decode("ascii") if digest is not None
-                   else _md5_b64(chunk))
-            return _retry.call(attempt, _unless(cancelled), upload_id, md5)
+            return _retry.call(attempt, _unless(cancelled), upload_id)
 
         return job
 
@@ -1373,19 +1435,13 @@ class S3Backend(Backend):
     def _upload_buffer(self, full: str, view: memoryview, params: dict) -> None:
         size = len(view)
         part = upload_part_size(size)
+        digests = _PartDigests.of_buffer(view, part)
 
         def upload(content_md5: bool) -> None:
-            def jobs() -> Iterator[tuple[int, PartJob]]:
-                digests: Iterator[bytes | None] = itertools.repeat(None)
-                for number, offset in enumerate(range(0, size, part), start=1):
-                    if MD5_KERNEL is not None and (number - 1) % MD5_LANES == 0:
-                        # the next sixteen parts hashed side by side, a ninth of the CPU
-                        group = view[offset:offset + MD5_LANES * part]
-                        digests = iter(part_md5s(group, part))
-                    yield number, self._part_job(full, number, view[offset:offset + part],
-                                                 content_md5, digest=next(digests))
-
-            self._finish_upload(full, jobs(), params)
+            jobs = ((number, self._part_job(full, number, view[offset:offset + part], content_md5,
+                                            digest=digests and functools.partial(digests, number)))
+                    for number, offset in enumerate(range(0, size, part), start=1))
+            self._finish_upload(full, jobs, params)
 
         self._checked_upload(full, upload, lambda: None)
 
@@ -1393,8 +1449,17 @@ class S3Backend(Backend):
         """Upload the rest of ``handle`` in parts of ``part`` bytes. ``first`` holds the first
         part if it was read already (a stream that cannot be rewound); it is emptied so that
         no frame keeps the bytes alive."""
+        try:
+            start = None if first or not handle.seekable() else handle.tell()
+        except (AttributeError, OSError, ValueError):
+            start = None
+        digests = None if start is None else _PartDigests.of_file(handle, start, part)
 
         def upload(content_md5: bool) -> None:
+            # parts checked by their ETags may take their md5s from a second read of the file
+            # (a file changed meanwhile fails the check); Content-MD5 is of the bytes sent
+            hashed = None if content_md5 else digests
+
             def jobs() -> Iterator[tuple[int, PartJob]]:
                 chunk = first.pop() if first else _read_exactly(handle, part)
                 number = 1
@@ -1408,7 +1473,9 @@ class S3Backend(Backend):
                             f"of {part} bytes, the most one S3 upload can hold"
                         )
                     last = len(chunk) < part
-                    yield number, self._part_job(full, number, chunk, content_md5)
+                    yield number, self._part_job(
+                        full, number, chunk, content_md5,
+                        digest=hashed and functools.partial(hashed, number))
                     del chunk
                     if last:
                         return
@@ -1419,10 +1486,6 @@ class S3Backend(Backend):
 
             self._finish_upload(full, jobs(), params)
 
-        try:
-            start = None if first or not handle.seekable() else handle.tell()
-        except (AttributeError, OSError, ValueError):
-            start = None
         if start is None:  # cannot be sent again: the server checks each part as it comes
             upload(True)
             return
