@@ -10,9 +10,11 @@ import os
 import pickle
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 
+import cloudfiles_dask
 from cloudfiles_dask import CloudFiles, _retry, secrets
 from cloudfiles_dask._engine import integrity
 from cloudfiles_dask.exceptions import CRC32CIntegrityError, MD5IntegrityError
@@ -274,3 +276,40 @@ def test_md5_lanes_kernel_reads_file_parts(tmp_path):
         assert info.value.errno == errno.EISDIR
     finally:
         os.close(directory)
+
+
+@pytest.mark.parametrize("target", ["-mavx512f", "-mavx2", "-mno-avx2"])
+def test_md5_lanes_kernel_each_cpu_variant(target, tmp_path):
+    """The installed module runs the variant this CPU picks; the others (AVX2, plain SSE2) are
+    what other machines run, so each is built here for its target alone and checked too."""
+    import importlib.util
+    import subprocess
+    import sysconfig
+
+    compiler = shutil.which("gcc")
+    flag = target.removeprefix("-m")
+    if compiler is None or sysconfig.get_platform() != "linux-x86_64":
+        pytest.skip("the CPU variants are built with GCC on x86-64 Linux")
+    with open("/proc/cpuinfo") as info:
+        cpu_flags = set(info.read().split())
+    if not flag.startswith("no-") and flag not in cpu_flags:
+        pytest.skip(f"this CPU cannot run {flag}")
+    source = Path(cloudfiles_dask.__file__).parent / "_md5lanes.c"
+    if not source.exists():
+        pytest.skip("the module's source is not installed here")
+    built = tmp_path / ("_md5lanes" + sysconfig.get_config_var("EXT_SUFFIX"))
+    subprocess.run([compiler, "-O3", "-shared", "-fPIC", "-DMD5LANES_ONE_TARGET", target,
+                    "-I" + sysconfig.get_paths()["include"], str(source), "-o", str(built),
+                    "-lm"], check=True, capture_output=True)
+    spec = importlib.util.spec_from_file_location("_md5lanes", built)
+    kernel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kernel)
+    data = random.Random(9).randbytes(16 * 70_001 + 999)
+    for part in (70_001, 64, 119):
+        size = len(data) - len(data) % part
+        expected = [hashlib.md5(data[i:i + part]).digest() for i in range(0, size, part)]
+        assert kernel.md5_parts(data[:size], part) == expected, part
+    (tmp_path / "f").write_bytes(data)
+    with open(tmp_path / "f", "rb") as f:
+        assert kernel.md5_file_parts(f.fileno(), 5, 70_000, 16) == [
+            hashlib.md5(data[5 + i * 70_000:5 + (i + 1) * 70_000]).digest() for i in range(16)]
