@@ -11,8 +11,51 @@ import pytest
 import cloudfiles_dask
 from tests.conftest_s3 import moto_server, rclone_server, s3_env  # noqa: F401 (shared servers)
 from tests.servers.gcs import FakeGCSServer
+from tests.servers.s3 import SERVER_LOGS
 
 BACKENDS = ["mem", "file"]
+
+#: What a failing test shows of each server's log: what it logged during the test, at most this.
+LOG_SHOWN = 6000
+_LOGS_AT_START = pytest.StashKey[dict]()
+
+
+def _log_sizes() -> dict[str, int]:
+    sizes = {}
+    for name, path in SERVER_LOGS.items():
+        try:
+            sizes[name] = os.path.getsize(path)
+        except OSError:
+            pass
+    return sizes
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[_LOGS_AT_START] = _log_sizes()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's report carries what each server logged while it ran (rclone logs its
+    internal errors there, and nowhere else)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    at_start = item.stash.get(_LOGS_AT_START, {})
+    for name, path in SERVER_LOGS.items():
+        start = at_start.get(name, 0)
+        try:
+            with open(path, "rb") as log:
+                end = log.seek(0, os.SEEK_END)
+                log.seek(max(start, end - LOG_SHOWN))
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text.strip():
+            report.sections.append((f"{name} logged during {report.when}", text))
+
 
 
 @pytest.fixture

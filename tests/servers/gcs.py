@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from tests.servers.s3 import _die_with_parent, free_port  # noqa: E402
+from tests.servers.s3 import SERVER_LOGS, _die_with_parent, free_port  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -53,6 +53,7 @@ class FakeGCSServer:
         if self.log_path is None:
             fd, self.log_path = tempfile.mkstemp(prefix="fake-gcs-", suffix=".log")
             os.close(fd)
+        SERVER_LOGS["fake-gcs-server"] = self.log_path
         last_error: Exception | None = None
         for _ in range(3):  # another process may grab the port between probe and bind
             self.port = free_port()

@@ -62,6 +62,11 @@ def _die_with_parent() -> None:
             pass
 
 
+#: The log file of every server started in this process, by name: a failing test shows what
+#: each one logged while it ran (see ``pytest_runtest_makereport`` in tests/conftest.py).
+SERVER_LOGS: dict[str, str] = {}
+
+
 class ServerProcess:
     """A server child process with its log in a file; ``stop()`` is idempotent."""
 
@@ -90,6 +95,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
+        SERVER_LOGS[f"{self.name} on port {self.port}"] = self.log_path
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.argv,
