@@ -57,7 +57,6 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"{name} logged during {report.when}", text))
 
 
-
 @pytest.fixture
 def make_cloudpath(tmp_path):
     """Factory: ``make_cloudpath("mem" | "file")`` gives a fresh, empty root cloudpath.

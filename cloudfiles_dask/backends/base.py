@@ -249,7 +249,7 @@ def crc32c_hasher() -> Any:
     return crc32c.CRC32CHash()
 
 
-#: Parts hashed side by side by :func:`part_md5s`.
+#: Parts hashed side by side by :data:`MD5_KERNEL` (:func:`part_md5s`, and files' parts in s3.py).
 MD5_LANES = 16
 #: Fewest parts worth the kernel: a few lanes alone are slower than hashlib without AVX-512.
 MD5_LANES_FEWEST = 4

@@ -622,10 +622,9 @@ class _Replaced(S3Error):
 class _PartDigests:
     """The md5s of the whole parts of one upload, sixteen at a time by the md5 lanes kernel:
     called with a part's number, the digest, or None where the part must hash its own bytes
-    (no kernel, a short last part, a group of fewer than :data:`MD5_LANES_FEWEST`, a
-    file that shrank). A group is
-    hashed when the first of its parts asks, once that part is on the wire, while the others
-    are still being sent."""
+    (no kernel, a short last part, a group of fewer than :data:`MD5_LANES_FEWEST`, a file
+    that shrank). A group is hashed when the first of its parts asks: after that part was
+    sent (before, if it carries Content-MD5), while the others are still being sent."""
 
     def __init__(self, hash_group: Callable[[int, int], list[bytes] | None], parts: int):
         self._hash_group = hash_group  # (index of the first part, count) -> digests or None
