@@ -9,6 +9,7 @@ and local disk, from a script, a notebook or a Dask cluster.
     b'1'
 """
 
+from ._engine import config as _config
 from .cloudfile import CloudFile, dl
 from .cloudfiles import CloudFiles
 from .exceptions import (
@@ -27,36 +28,21 @@ from .exceptions import (
     UnsupportedCompressionType,
     UnsupportedProtocolError,
 )
+from .resumable import ResumableFileSet, ResumableTransfer
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    # ResumableTransfer pulls in sqlite3: imported on first use, not with the package.
-    if name in ("ResumableTransfer", "ResumableFileSet"):
-        from . import resumable
-
-        return getattr(resumable, name)
-    raise AttributeError(f"module 'cloudfiles_dask' has no attribute {name!r}")
-
-
 def clear_memory(bucket: str | None = None) -> None:
     """Forget every mem:// object of this process (or those of one bucket)."""
-    from .backends.memory import clear_memory as clear
-
-    clear(bucket)
+    _config.clear_memory(bucket)
 
 
 def reset_connection_pools() -> None:
-    """Forget the pooled clients and sessions of this process (and, as in the original, all
-    mem:// data). Backends not yet imported have nothing to forget and are not imported."""
-    import sys
-
-    clear_memory()
-    for module, reset in (("s3", "clear_clients"), ("gcs", "reset_connections"), ("http", "reset_sessions")):
-        loaded = sys.modules.get(f"cloudfiles_dask.backends.{module}")
-        if loaded is not None:
-            getattr(loaded, reset)()
+    """Forget the pooled clients, connections and sessions of this process (and, as in the
+    original, all mem:// data). Backends not yet imported have nothing to forget and are not
+    imported."""
+    _config.reset_process_state()
 
 
 __all__ = [

@@ -1,11 +1,11 @@
 /*
  * md5 of many equal-sized parts of one buffer at once, one part per 32-bit vector lane.
  *
- * An S3 multipart upload checks each part by its md5 (the part's ETag). One md5 runs at about
- * 0.67 GB/s on a core here and cannot be split, but the parts of an upload are independent:
- * this module hashes sixteen of them side by side, one per lane (7.8 GB/s with AVX-512, 5.0
- * with AVX2, 3.5 with SSE2 on this machine). It is an optional speed-up: where it cannot be
- * built, the caller hashes parts with hashlib.
+ * An S3 multipart upload checks each part by its md5 (the part's ETag). One md5 cannot be
+ * split, but the parts of an upload are independent: this module hashes sixteen of them side
+ * by side, one per lane, several times hashlib's throughput (docs/performance.md has the
+ * figures per instruction set). It is an optional speed-up: where it cannot be built, the
+ * caller hashes parts with hashlib.
  *
  * The algorithm is RFC 1321's; the tests check every digest against hashlib's.
  */

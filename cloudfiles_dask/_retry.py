@@ -5,6 +5,12 @@ Policy (as in the original CloudFiles): up to 7 attempts; before attempt n+1 the
 Only errors the caller's ``retryable`` predicate accepts are retried (connection resets, timeouts,
 429 and 5xx answers); anything else, like a 403 or an integrity mismatch, surfaces at once.
 
+One rule for who retries what: the engine retries a whole call (a get, a put, one batch of
+exists or deletes) with :func:`call`; a backend retries only the sub-requests of one call
+(listing pages, the parts of an upload, the ranges of a read) with :func:`call_inner`, which
+marks the error that survives them (:func:`mark_retried`), and :func:`call` never retries a
+marked error again: the policy is never applied twice, one around the other.
+
 The first attempt runs without tenacity, so a call that succeeds pays nothing for the policy.
 The environment variables ``CLOUD_FILES_RETRY_ATTEMPTS``, ``CLOUD_FILES_RETRY_BASE`` and
 ``CLOUD_FILES_RETRY_MAX`` override the numbers (read at each retry; tests use them to stay fast).
@@ -35,12 +41,30 @@ def policy() -> tuple[int, float, float]:
     )
 
 
+_RETRIED = "_cfdask_retried"
+
+
+def mark_retried(error: BaseException) -> BaseException:
+    """Mark ``error`` as having been retried already under the policy; returns it."""
+    try:
+        setattr(error, _RETRIED, True)
+    except AttributeError:  # pragma: no cover - an exception class with __slots__
+        pass
+    return error
+
+
+def retried(error: BaseException) -> bool:
+    """True if ``error`` survived the policy already (see :func:`mark_retried`)."""
+    return getattr(error, _RETRIED, False)
+
+
 def call(fn: Callable[..., R], retryable: Callable[[BaseException], bool], *args: Any, **kwargs: Any) -> R:
-    """``fn(*args, **kwargs)``, retried on errors for which ``retryable(error)`` is true."""
+    """``fn(*args, **kwargs)``, retried on errors for which ``retryable(error)`` is true and
+    that were not retried already (:func:`retried`)."""
     try:
         return fn(*args, **kwargs)
     except Exception as e:
-        if not retryable(e):
+        if retried(e) or not retryable(e):
             raise
         first = e
     attempts, base, cap = policy()
@@ -54,10 +78,20 @@ def call(fn: Callable[..., R], retryable: Callable[[BaseException], bool], *args
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(attempts - 1),
         wait=tenacity.wait_random_exponential(multiplier=base * 2, max=cap),
-        retry=tenacity.retry_if_exception(retryable),
+        retry=tenacity.retry_if_exception(lambda error: retryable(error) and not retried(error)),
         reraise=True,
     )
     return retrying(fn, *args, **kwargs)
+
+
+def call_inner(fn: Callable[..., R], retryable: Callable[[BaseException], bool], *args: Any) -> R:
+    """:func:`call` for a sub-request inside one backend call; an error that survives the
+    policy is marked (:func:`mark_retried`) so the engine does not retry the whole call."""
+    try:
+        return call(fn, retryable, *args)
+    except Exception as e:
+        mark_retried(e)
+        raise
 
 
 def timeouts() -> tuple[float, float]:

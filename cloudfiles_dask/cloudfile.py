@@ -7,6 +7,7 @@ from typing import Any
 from . import paths as _paths
 from ._engine import jobs
 from .cloudfiles import CloudFiles
+from .progress import make_progress
 
 
 class CloudFile:
@@ -193,8 +194,6 @@ def dl(cloudpaths: Any, raw: bool = False, progress: Any = False, **kwargs: Any)
         groups.setdefault(bucket, []).append(
             {"path": entries[0]["path"], "start": unit.start, "end": unit.end, "tags": (index, unit)}
         )
-    from ._engine.progress import make_progress
-
     results: list[Any] = [None] * sum(len(v) for v in groups.values())
     with make_progress(progress, len(results), "Downloading") as bar:
         for bucket, requests in groups.items():

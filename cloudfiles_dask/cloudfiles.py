@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import _locks
 from . import paths as _paths
-from ._engine import jobs, ops
-from ._engine.processes import resolve_parallel, run_in_processes
-from ._engine.progress import make_progress
-from ._engine.scheduler import resolve_green
-from .backends.base import Backend, BackendOptions, backend_class, batched
+from ._engine import distribute, jobs, ops
+from ._engine.config import CloudFilesConfig, process_backend, refuse_elsewhere, resolve_parallel
+from ._engine.jobs import PutOptions, TransferOptions
+from ._iteration import batched
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+    from .paths import ExtractedPath
+    from .progress import Progress
 
 _JSON_TYPE = "application/json"
 
@@ -33,6 +39,27 @@ def _loads(data: bytes | None) -> Any:
     return orjson.loads(data)
 
 
+class _Setting:
+    """A public attribute of CloudFiles read from its configuration (``read`` gives the resolved
+    value). Setting it makes a new configuration, checked as the constructor checks it, and the
+    next call makes a new backend from it."""
+
+    def __init__(self, read: Callable[[CloudFilesConfig], Any] | None = None):
+        self.read = read
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, cf: CloudFiles | None, owner: type | None = None) -> Any:
+        if cf is None:
+            return self
+        return self.read(cf._config) if self.read else getattr(cf._config, self.name)
+
+    def __set__(self, cf: CloudFiles, value: Any) -> None:
+        cf._config = dataclasses.replace(cf._config, **{self.name: value})
+        cf._backend = None
+
+
 class CloudFiles:
     """Threaded bulk access to every file under one cloudpath.
 
@@ -40,9 +67,23 @@ class CloudFiles:
     answer (bytes, bool, int, dict or None); an iterable of keys (list, generator, ...) gives a
     list (``get``) or a ``{key: value}`` dict (``exists``, ``size``, ``head``).
 
-    A CloudFiles pickles by its construction arguments (never by its connections), so it can be
-    sent to other processes and Dask workers; each process makes its own clients lazily.
+    A CloudFiles is its configuration (:attr:`config`, a frozen
+    :class:`~cloudfiles_dask._engine.config.CloudFilesConfig`): it pickles as that (never its
+    connections), so it can be sent to other processes and Dask workers, where CloudFiles of
+    one configuration share one backend per process; equal configurations give equal Dask
+    tokens. Each process makes its own clients lazily.
     """
+
+    cloudpath = _Setting(lambda config: config.path)
+    progress = _Setting()
+    green = _Setting(lambda config: config.use_green)
+    secrets = _Setting()
+    num_threads = _Setting()
+    parallel = _Setting(lambda config: config.processes)
+    request_payer = _Setting()
+    locking = _Setting(lambda config: config.use_locks)
+    composite_upload_threshold = _Setting(lambda config: int(config.composite_upload_threshold))
+    no_sign_request = _Setting(lambda config: bool(config.no_sign_request))
 
     def __init__(
         self,
@@ -60,74 +101,38 @@ class CloudFiles:
         composite_upload_threshold: int = int(1e8),
         no_sign_request: bool = False,
     ):
-        self._args = {
-            "cloudpath": cloudpath,
-            "progress": progress,
-            "green": green,
-            "secrets": secrets,
-            "num_threads": num_threads,
-            "use_https": use_https,
-            "endpoint": endpoint,
-            "parallel": parallel,
-            "request_payer": request_payer,
-            "locking": locking,
-            "lock_dir": lock_dir,
-            "composite_upload_threshold": composite_upload_threshold,
-            "no_sign_request": no_sign_request,
-        }
-        if not isinstance(num_threads, int) or num_threads < 0:
-            raise ValueError(f"num_threads must be an int >= 0, got {num_threads!r}")
-        path = _paths.normalize(cloudpath)
-        if use_https:
-            path = _paths.to_https_protocol(path)
-        extracted = _paths.extract(path)
-        if endpoint:
-            if extracted.protocol != "s3":
-                raise ValueError(
-                    f"endpoint= is an S3 option; {cloudpath!r} uses {extracted.protocol}://"
-                )
-            extracted = extracted._replace(host=endpoint.rstrip("/"))
-        self._path = extracted
-        self.cloudpath = path
-        self._backend_cls = backend_class(extracted.protocol)
-        if request_payer is not None and extracted.protocol not in ("s3", "gs"):
-            raise ValueError(
-                f"request_payer is only meaningful for s3:// and gs://, not {extracted.protocol}://"
-            )
-        if extracted.protocol == "s3" and request_payer not in (None, "requester"):
-            raise ValueError(f"request_payer for s3:// must be None or 'requester', got {request_payer!r}")
-        self.progress = progress
-        self.green = resolve_green(green)
-        self.secrets = secrets
-        self.num_threads = num_threads
-        self.parallel = resolve_parallel(parallel)
-        self.request_payer = request_payer
-        self.locking = bool(lock_dir is not None if locking is None else locking)
-        self._lock_dir = lock_dir
-        self.composite_upload_threshold = int(composite_upload_threshold)
-        self.no_sign_request = bool(no_sign_request)
+        arguments = dict(locals())  # the signature above, as given: the configuration
+        del arguments["self"]
+        self._config = CloudFilesConfig(**arguments)
         self._backend: Backend | None = None
         self._backend_pid = -1
+        self._shared = False  # True once unpickled: backends shared per configuration
+
+    @property
+    def config(self) -> CloudFilesConfig:
+        """The frozen configuration of this CloudFiles (what it pickles as)."""
+        return self._config
 
     # -- pickling and repr ------------------------------------------------------------------------
     def __getstate__(self) -> dict:
-        args = dict(self._args)
-        if not isinstance(args["progress"], (bool, str)):
-            args["progress"] = False  # a callback or bar belongs to this process's display
-        return {"args": args, "pid": os.getpid()}
+        return {"config": self._config, "pid": os.getpid()}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(**state["args"])
-        if not self._backend_cls.crosses_processes and state["pid"] != os.getpid():
-            from .exceptions import ProcessBoundaryError
+        self._config = state["config"]
+        self._backend = None
+        self._backend_pid = -1
+        self._shared = True
+        if state["pid"] != os.getpid():
+            refuse_elsewhere([self._config], f"process {os.getpid()} (it was sent there from "
+                                             f"process {state['pid']})")
 
-            raise ProcessBoundaryError(
-                f"{self.cloudpath} was sent from process {state['pid']} to process {os.getpid()}, "
-                f"but mem:// data lives only in the process that wrote it."
-            )
+    def __dask_tokenize__(self) -> tuple:
+        return ("cloudfiles_dask.CloudFiles", self._config.__dask_tokenize__())
 
     def __repr__(self) -> str:
-        shown = {k: v for k, v in self._args.items() if k != "cloudpath" and v != _DEFAULTS[k]}
+        config = self._config
+        shown = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                 if f.name != "cloudpath" and getattr(config, f.name) != f.default}
         if "secrets" in shown:
             shown["secrets"] = "<hidden>"
         extra = "".join(f", {k}={v!r}" for k, v in shown.items())
@@ -136,37 +141,41 @@ class CloudFiles:
     # -- plumbing -------------------------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
-        """This process's backend instance, made on first use (and again after a fork)."""
+        """This process's backend, made on first use (and again after a fork)."""
         pid = os.getpid()
         if self._backend is None or self._backend_pid != pid:
-            options = BackendOptions(
-                secrets=self.secrets,
-                request_payer=self.request_payer,
-                locking=self.locking and self.protocol == "file",
-                lock_dir=self._lock_dir,
-                composite_upload_threshold=self.composite_upload_threshold,
-                no_sign_request=self.no_sign_request,
-                endpoint=self._path.host,
-                num_threads=self.num_threads,
-            )
-            self._backend = self._backend_cls(self._path, options)
+            config = self._config
+            self._backend = process_backend(config) if self._shared else config.new_backend()
             self._backend_pid = pid
         return self._backend
 
     @property
     def protocol(self) -> str:
-        return self._path.protocol
+        return self._config.protocol
+
+    @property
+    def _path(self) -> ExtractedPath:
+        return self._config.root
 
     @property
     def sep(self) -> str:
         return os.sep if self.protocol == "file" else "/"
 
     def _runner(self, progress: Any, total: int | None, desc: str) -> ops.Runner:
-        chosen = self.progress if progress is None else progress
-        return ops.Runner(self.num_threads, self.green, make_progress(chosen, total, desc))
+        return self._config.runner(self.progress if progress is None else progress, total, desc)
 
     def _parallel(self, parallel: int | None) -> int:
         return self.parallel if parallel is None else resolve_parallel(parallel)
+
+    def _in_processes(self, processes: int, task: Callable[..., Any], items: Any,
+                      total: int | None, progress: Progress, *params: Any) -> list[Any]:
+        """``task(batch, config, *params)`` over batches of ``items`` in ``processes`` spawned
+        processes (the seam of ``_engine.distribute``); the results in batch order."""
+        with distribute.ProcessExecutor(processes) as executor:
+            executor.check_boundary([self._config])
+            batches = batched(items, distribute.batch_size_for(total, processes))
+            return distribute.run_batches(executor, task, batches, self._config, *params,
+                                          on_done=lambda batch, _: progress.advance(len(batch)))
 
     # -- reads ------------------------------------------------------------------------------------------
     def get(
@@ -195,9 +204,9 @@ class CloudFiles:
         with self._runner(progress, total, "Downloading") as runner:
             parallel = self._parallel(parallel)
             if parallel > 1:
-                kwargs = {"raw": raw, "raise_errors": raise_errors}
-                blocks = run_in_processes(self, "get", paths, parallel, kwargs, runner.progress, total)
-                results = list(itertools.chain.from_iterable(blocks))
+                batches = self._in_processes(parallel, distribute.get_batch, paths, total,
+                                             runner.progress, raw, raise_errors)
+                results = list(itertools.chain.from_iterable(batches))
             else:
                 units = map(jobs.read_unit, paths)
                 units = list(units) if total is not None else units
@@ -332,25 +341,18 @@ class CloudFiles:
         """
         if jobs.is_single_put(files):
             files = [files]
-        defaults = {
-            "content_type": content_type,
-            "compress": compress,
-            "compression_level": compression_level,
-            "cache_control": cache_control,
-            "storage_class": storage_class,
-            "raw": raw,
-        }
+        options = PutOptions(content_type, compress, compression_level, cache_control,
+                             storage_class, raw)
         total = jobs.known_length(files, total)
         parallel = self._parallel(parallel)
         with self._runner(progress, total, "Uploading") as runner:
             if parallel > 1:
                 if total is not None:
                     files = list(files)
-                    _ = list(jobs.refuse_duplicates(jobs.put_units(files, defaults)))
-                kwargs = defaults
-                counts = run_in_processes(self, "puts", files, parallel, kwargs, runner.progress, total)
-                return sum(counts)
-            units = jobs.refuse_duplicates(jobs.put_units(files, defaults))
+                    _ = list(jobs.unique_put_units(files, options))  # refused before any write
+                return sum(self._in_processes(parallel, distribute.put_batch, files, total,
+                                              runner.progress, options))
+            units = jobs.unique_put_units(files, options)
             if total is not None:
                 units = list(units)  # validates every item before the first write
             return ops.put_many(self.backend, units, runner)
@@ -367,19 +369,9 @@ class CloudFiles:
         storage_class: str | None = None,
     ) -> int:
         """Upload one file (see :meth:`puts`); returns 1."""
-        unit = next(
-            jobs.put_units(
-                [(path, content)],
-                {
-                    "content_type": content_type,
-                    "compress": compress,
-                    "compression_level": compression_level,
-                    "cache_control": cache_control,
-                    "storage_class": storage_class,
-                    "raw": raw,
-                },
-            )
-        )
+        options = PutOptions(content_type, compress, compression_level, cache_control,
+                             storage_class, raw)
+        unit = next(jobs.put_units([(path, content)], options))
         ops.require_writable(self.backend)
         ops.put_one(self.backend, unit)
         return 1
@@ -457,7 +449,8 @@ class CloudFiles:
         parallel = self._parallel(parallel)
         with self._runner(progress, total, "Deleting") as runner:
             if parallel > 1:
-                return sum(run_in_processes(self, "delete", paths, parallel, {}, runner.progress, total))
+                return sum(self._in_processes(parallel, distribute.delete_batch, paths, total,
+                                              runner.progress))
             return ops.delete_many(self.backend, paths, runner)
 
     def __delitem__(self, key: str) -> None:
@@ -506,9 +499,8 @@ class CloudFiles:
         is verified (checksum where the service gives one, and size) and renamed into place.
         Other strategies ignore it.
         """
-        dest = cf_dest if isinstance(cf_dest, CloudFiles) else CloudFiles(cf_dest)
-        return dest.transfer_from(self, paths, block_size, reencode, content_type, allow_missing, progress,
-                                  resumable)
+        options = TransferOptions(block_size, reencode, content_type, allow_missing, resumable)
+        return _as_cloudfiles(cf_dest)._transfer(self, paths, options, progress)
 
     def transfer_from(
         self,
@@ -522,24 +514,17 @@ class CloudFiles:
         resumable: bool = False,
     ) -> int:
         """Copy files from ``cf_src`` to here; see :meth:`transfer_to`."""
-        src = cf_src if isinstance(cf_src, CloudFiles) else CloudFiles(cf_src)
+        options = TransferOptions(block_size, reencode, content_type, allow_missing, resumable)
+        return self._transfer(_as_cloudfiles(cf_src), paths, options, progress)
+
+    def _transfer(self, src: CloudFiles, paths: Any, options: TransferOptions, progress: Any) -> int:
         if paths is None:
             paths = src.list()
         elif not jobs.is_many(paths):
             paths = [paths]
         total = jobs.known_length(paths)
         with self._runner(progress, total, "Transferring") as runner:
-            return ops.transfer(
-                src.backend,
-                self.backend,
-                jobs.transfer_pairs(paths),
-                runner,
-                block_size=block_size,
-                reencode=reencode,
-                content_type=content_type,
-                allow_missing=allow_missing,
-                resumable=resumable,
-            )
+            return ops.transfer(src.backend, self.backend, jobs.transfer_pairs(paths), runner, options)
 
     def move(self, src: str, dest: str) -> int:
         """Move key ``src`` to the full cloudpath ``dest``."""
@@ -555,7 +540,7 @@ class CloudFiles:
     ) -> int:
         """Move keys (or ``(src, dest)`` pairs) to ``cf_dest``: a rename on the same local disk or
         in memory, otherwise copy then delete, block by block. Returns the number moved."""
-        dest = cf_dest if isinstance(cf_dest, CloudFiles) else CloudFiles(cf_dest)
+        dest = _as_cloudfiles(cf_dest)
         if not jobs.is_many(paths) or (isinstance(paths, tuple) and len(paths) == 2 and isinstance(paths[0], str)):
             paths = [paths]
         with self._runner(progress, jobs.known_length(paths, total), "Moving") as runner:
@@ -580,26 +565,13 @@ class CloudFiles:
         """The lock directory used on file:// when locking is on (created on first use)."""
         if not (self.locking and self.protocol == "file"):
             return None
-        return self.backend.lock_dir  # type: ignore[attr-defined]
+        return self.backend.lock_dir
 
     def clear_locks(self) -> int:
         """Delete every lock file in the lock directory; returns how many were removed."""
-        from ._locks import clear_locks, resolve_lock_dir
-
-        return clear_locks(resolve_lock_dir(self._lock_dir))
+        return _locks.clear_locks(_locks.resolve_lock_dir(self._config.lock_dir))
 
 
-_DEFAULTS = {
-    "progress": False,
-    "green": None,
-    "secrets": None,
-    "num_threads": 20,
-    "use_https": False,
-    "endpoint": None,
-    "parallel": 1,
-    "request_payer": None,
-    "locking": None,
-    "lock_dir": None,
-    "composite_upload_threshold": int(1e8),
-    "no_sign_request": False,
-}
+def _as_cloudfiles(value: CloudFiles | str) -> CloudFiles:
+    return value if isinstance(value, CloudFiles) else CloudFiles(value)
+

@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from types import MappingProxyType, ModuleType
 from typing import Any, TypeAlias
 
-from cloudfiles_dask._engine.progress import make_progress
-from cloudfiles_dask.exceptions import (
+from .exceptions import (
     CompressionError,
     DecompressionError,
     UnsupportedCompressionType,
 )
+from .progress import make_progress
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
 
@@ -425,7 +425,7 @@ def transcode(
 
     Without ``in_place`` each yielded dict is a shallow copy and the caller's dicts are left alone;
     with ``in_place`` the given dicts are updated and yielded. ``progress`` takes the usual
-    ``progress=`` values (see :mod:`cloudfiles_dask._engine.progress`); ``level`` is the
+    ``progress=`` values (see :mod:`cloudfiles_dask.progress`); ``level`` is the
     compression level for re-encoded items. The target encoding is checked when ``transcode`` is
     called; errors in an item (DecompressionError naming its path) surface when it is reached.
     """

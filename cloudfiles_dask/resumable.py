@@ -62,12 +62,14 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from ._engine.jobs import transfer_pairs
+from .cloudfiles import CloudFiles
+from .compression import normalize_encoding
 from .exceptions import LedgerError
+from .progress import make_progress
 
 if TYPE_CHECKING:
     import sqlite3
-
-    from .cloudfiles import CloudFiles
 
 __all__ = ["LedgerError", "ResumableFileSet", "ResumableTransfer"]
 
@@ -124,8 +126,6 @@ def encoding_label(reencode: Any) -> str:
         return _KEEP
     if reencode is False or (isinstance(reencode, str) and reencode.lower() in ("", "none", _DECODE)):
         return _DECODE
-    from .compression import normalize_encoding
-
     codec = normalize_encoding(reencode)
     return _DECODE if codec is None else codec
 
@@ -140,8 +140,6 @@ def reencode_value(label: str) -> Any:
 
 
 def _cloudpath(value: Any, what: str) -> str:
-    from .cloudfiles import CloudFiles
-
     if isinstance(value, CloudFiles):
         return value.cloudpath
     if isinstance(value, str):
@@ -151,8 +149,6 @@ def _cloudpath(value: Any, what: str) -> str:
 
 def _pairs(items: Iterable[Any]) -> Iterator[tuple[str, str]]:
     """Validate ``str`` / ``(src, dest)`` / ``{"path", "dest_path"}`` items into key pairs."""
-    from ._engine.jobs import transfer_pairs
-
     for src, dest in transfer_pairs(items):
         if not isinstance(src, str) or not isinstance(dest, str) or not src or not dest:
             raise TypeError(f"Transfer keys must be non-empty strings; got {(src, dest)!r}")
@@ -706,7 +702,7 @@ class ResumableTransfer:
         label = encoding_label(reencode)
         if paths is None:
             items: Iterable[Any] = _listed_relative(source, source)
-        elif isinstance(paths, str) or _is_cloudfiles(paths):
+        elif isinstance(paths, str) or isinstance(paths, CloudFiles):
             items = _listed_relative(source, _cloudpath(paths, "paths"))
         elif isinstance(paths, dict) or not hasattr(paths, "__iter__"):
             raise TypeError(
@@ -733,9 +729,6 @@ class ResumableTransfer:
         whole ledger: the total is every row, and the first advance carries the files already
         finished; files finished by other clients are counted as they are seen.
         """
-        from ._engine.progress import make_progress
-        from .cloudfiles import CloudFiles
-
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
         fs = self.fileset
@@ -828,16 +821,8 @@ class ResumableTransfer:
         self.close()
 
 
-def _is_cloudfiles(value: Any) -> bool:
-    from .cloudfiles import CloudFiles
-
-    return isinstance(value, CloudFiles)
-
-
 def _listed_relative(source: str, listed: str) -> Iterator[str]:
     """Keys under cloudpath ``listed``, made relative to ``source``."""
-    from .cloudfiles import CloudFiles
-
     if listed.rstrip("/") == source.rstrip("/"):
         prefix = ""
     elif listed.startswith(source.rstrip("/") + "/"):

@@ -1200,16 +1200,17 @@ def test_transfer_progress_events(make_cloudpath, src_kind, dest_kind):
 
 
 def test_parallel_processes_on_file(make_cloudpath, monkeypatch):
-    import cloudfiles_dask.cloudfiles as facade
+    from cloudfiles_dask._engine import distribute
 
     spawned = []
-    real = facade.run_in_processes
+    real = distribute.run_batches
 
-    def spy(cf, method, *args, **kwargs):
-        spawned.append(method)
-        return real(cf, method, *args, **kwargs)
+    def spy(executor, task, *args, **kwargs):
+        assert isinstance(executor, distribute.ProcessExecutor)
+        spawned.append(task.__name__.removesuffix("_batch"))
+        return real(executor, task, *args, **kwargs)
 
-    monkeypatch.setattr(facade, "run_in_processes", spy)
+    monkeypatch.setattr(distribute, "run_batches", spy)
     cloudpath = make_cloudpath("file")
     files = [(f"p/{i:03d}", f"content {i}".encode()) for i in range(60)]
     cf1 = CloudFiles(cloudpath)
@@ -1229,7 +1230,7 @@ def test_parallel_processes_on_file(make_cloudpath, monkeypatch):
     assert mixed[2]["content"] == b"content 1"
     assert cf1.delete(keys + ["p/bad"], parallel=2) == 61
     assert list(cf1) == []
-    assert spawned == ["puts", "get", "get", "delete"]
+    assert spawned == ["put", "get", "get", "delete"]
 
 
 def test_parallel_with_callable_progress_in_constructor(make_cloudpath):

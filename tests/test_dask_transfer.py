@@ -62,7 +62,7 @@ def test_every_file_arrives_reencoded_and_the_work_is_spread_over_the_workers(cl
     for key in data:  # stored as brotli on disk, decoded by the library
         assert os.path.exists(os.path.join(tmp_path, "dst", key + ".br"))
     assert {r["path"]: r["content"] for r in dst.get(list(data))} == data
-    workers = {task["worker"] for task in stream.data if task["key"].startswith("_transfer_batch")}
+    workers = {task["worker"] for task in stream.data if task["key"].startswith("transfer_batch")}
     assert len(workers) == 2, workers
     assert [e.kind for e in (events[0], events[-1])] == ["start", "close"]
     advances = [e for e in events if e.kind == "advance"]
@@ -114,23 +114,34 @@ def test_s3_to_disk_and_disk_to_gcs(client, tmp_path, rclone_server, gcs_server)
 
 
 def _idle_engine_threads() -> int:
-    from cloudfiles_dask._engine import scheduler
+    from cloudfiles_dask import _threads as scheduler
 
     return len(scheduler._idle)
 
 
-def test_every_worker_starts_its_engine_threads_before_the_tasks_run(client, tmp_path):
+def test_every_worker_starts_its_engine_threads_before_the_tasks_run(client, tmp_path,
+                                                                     rclone_server):  # noqa: F811
     """Threads started while tasks run can deadlock a worker on CPython < 3.11.9 (gh-106883,
     with Dask's profiler): every worker starts its Dask threads x num_threads engine threads up
-    front (plus those S3's large reads borrow), even a worker given no batch, and the tasks
-    reuse them."""
+    front (plus the helper threads the backends declare they borrow: S3's large reads and
+    uploads), even a worker given no batch, and the tasks reuse them."""
     src, data = _local_source(tmp_path, 3)
     dest = CloudFiles(f"file://{tmp_path}/out", num_threads=37)  # an otherwise unused count
     assert transfer(src, dest, client=client) == 3  # one batch of 3: at most 3 threads needed
     idle = client.run(_idle_engine_threads)
     nthreads = client.nthreads()
     assert len(idle) == 2
-    assert all(idle[w] >= nthreads[w] * 37 + s3.HELPER_THREADS for w in idle), (idle, nthreads)
+    assert all(idle[w] >= nthreads[w] * 37 for w in idle), (idle, nthreads)
+    bucket = rclone_server.new_bucket()
+    admin = rclone_server.admin()
+    for key, value in data.items():
+        admin.put_object(Bucket=bucket, Key=key, Body=value)
+    s3_src = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}", secrets=S3_SECRETS)
+    dest = CloudFiles(f"file://{tmp_path}/out2", num_threads=41)  # more than before
+    assert transfer(s3_src, dest, client=client) == 3
+    idle = client.run(_idle_engine_threads)
+    assert s3.S3Backend.helper_threads == s3.HELPER_THREADS > 0
+    assert all(idle[w] >= nthreads[w] * 41 + s3.HELPER_THREADS for w in idle), (idle, nthreads)
 
 
 def test_a_worker_killed_mid_transfer_costs_nothing(client, tmp_path):
@@ -205,3 +216,35 @@ def test_importing_the_face_does_not_import_dask_and_no_client_is_a_clear_error(
                   f"'file://{tmp_path}/b')")
     assert out.returncode != 0
     assert "ValueError: no Dask client: pass client=" in out.stderr
+
+
+_MADE: list[str] = []  # in a worker: the roots of the backends made there
+
+
+def _count_backends_made() -> None:
+    from cloudfiles_dask._engine.config import CloudFilesConfig
+
+    real = CloudFilesConfig.new_backend
+
+    def counted(self):
+        _MADE.append(self.path)
+        return real(self)
+
+    _MADE.clear()
+    CloudFilesConfig.new_backend = counted
+
+
+def _backends_made(prefix: str) -> int:
+    return sum(path.startswith(prefix) for path in _MADE)
+
+
+def test_a_worker_makes_one_backend_per_configuration_however_many_batches(client, tmp_path):
+    src, data = _local_source(tmp_path, 400)
+    client.run(_count_backends_made)
+    events = []
+    assert transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=20,
+                    progress=events.append) == 400
+    assert len([e for e in events if e.kind == "advance"]) == 20
+    made = client.run(_backends_made, f"file://{tmp_path}")
+    assert sum(made.values()) >= 2, made  # each worker that ran a batch made its two
+    assert all(count <= 2 for count in made.values()), made  # and no more: one per configuration

@@ -18,11 +18,13 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from uuid import uuid4
 
 import pytest
 
-from cloudfiles_dask import CloudFiles, compression
+from cloudfiles_dask import CloudFiles, _retry, compression
 from cloudfiles_dask._engine import integrity
 from cloudfiles_dask.backends import gcs
 from cloudfiles_dask.backends.base import PutMeta
@@ -259,6 +261,7 @@ class ReadCounter(io.RawIOBase):
         self._f = open(path, "rb")  # noqa: SIM115 - closed in close()
         self.sizes: list[int] = []
         self.fail_after = fail_after
+        self.error: type[BaseException] | None = None  # raised instead of OSError when failing
 
     def readable(self) -> bool:
         return True
@@ -275,7 +278,7 @@ class ReadCounter(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         self.sizes.append(size)
         if self.fail_after is not None and len(self.sizes) > self.fail_after:
-            raise OSError("disk went away")
+            raise self.error() if self.error else OSError("disk went away")
         return self._f.read(size)
 
     def close(self) -> None:
@@ -789,3 +792,212 @@ def test_errors_are_storage_errors_and_a_missing_bucket_says_so(server, monkeypa
     assert info.value.transient is False and "gs://no-such-bucket" in str(info.value)
     with pytest.raises(StorageError):
         cf.put("x", b"data")  # writing into a missing bucket fails with a library error
+
+
+# -- the engine's threads and retries -------------------------------------------------------------
+class ThreadWatch:
+    """Rules for the recording proxy: for the requests ``wanted`` picks, how many were in flight
+    at most at once and every thread of this process alive meanwhile (among them the threads
+    that sent them). Each such request is held ``hold`` seconds, so that requests overlap."""
+
+    def __init__(self, wanted, hold: float = 0.1):
+        self.wanted = wanted
+        self.hold = hold
+        self.lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+        self.count = 0
+        self.finished = 0
+        self.alive: set[threading.Thread] = set()
+        self.proxy_threads: set[threading.Thread] = set()
+        self.at_start = set(threading.enumerate())
+
+    def install(self, proxy: RecordingProxy) -> ThreadWatch:
+        self.at_start = set(threading.enumerate())
+        proxy.before.append(self.before)
+        proxy.after.append(self.after)
+        return self
+
+    def before(self, seen):
+        with self.lock:
+            self.proxy_threads.add(threading.current_thread())
+        if not self.wanted(seen):
+            return None
+        with self.lock:
+            self.count += 1
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            self.alive.update(threading.enumerate())
+        time.sleep(self.hold)
+        with self.lock:
+            self.alive.update(threading.enumerate())
+        return None
+
+    def after(self, seen, reply):
+        if self.wanted(seen):
+            with self.lock:
+                self.running -= 1
+                self.finished += 1
+        return reply
+
+    def started(self) -> set[str]:
+        """Names of the threads started since :meth:`install`, the proxy's own aside."""
+        new = (self.alive | set(threading.enumerate())) - self.at_start - self.proxy_threads
+        return {t.name for t in new if not t.name.endswith("(process_request_thread)")}
+
+
+def is_part_upload(seen) -> bool:
+    return seen.method == "POST" and seen.path.startswith("/upload/") and b".cfdask-part-" in seen.body
+
+
+def test_composite_parts_run_on_the_engines_threads(server, pbucket, proxy, tmp_path):
+    """A composite upload starts no thread of its own: its parts go out on the engine's reusable
+    threads (``cfdask-worker``), at most PARTS_IN_FLIGHT at once, each read from the file only
+    when a thread is free to send it."""
+    part = 256 * KiB
+    payload = os.urandom(11 * part + 100)  # 12 parts
+    path = tmp_path / "big.bin"
+    path.write_bytes(payload)
+    cf = CloudFiles(f"gs://{pbucket}/seams", composite_upload_threshold=part)
+    handle = ReadCounter(str(path))
+    watch = ThreadWatch(is_part_upload)
+    held: list[int] = []  # parts read from the file and not uploaded yet, as each upload arrives
+    proxy.before.append(lambda seen: held.append(len(handle.sizes) - watch.finished)
+                        if is_part_upload(seen) else None)
+    watch.install(proxy)
+    with handle:
+        cf.put("big.bin", handle, compress=None)
+    assert watch.count == 12
+    assert watch.started() <= {"cfdask-worker"}, watch.started()
+    assert 1 < watch.peak <= gcs.PARTS_IN_FLIGHT
+    # the file's reads: one per part, a one-byte peek, and the last part's short read
+    assert max(held) <= gcs.PARTS_IN_FLIGHT + 2, held
+    assert cf.get("big.bin") == payload
+    assert parts_left(server, pbucket) == []
+
+
+def refuse_batches(seen):
+    if seen.path.startswith("/batch/"):
+        return Reply(400, [("Content-Type", "text/plain")], b"batch? no")
+    return None
+
+
+def test_batch_fallback_runs_on_the_engines_threads(server, pbucket, proxy):
+    """The per-name fallback of a refused batch starts no thread of its own either: the names go
+    out on the engine's reusable threads, at most num_threads at once."""
+    keys = [f"k{i:02d}" for i in range(24)]
+    for key in keys[:12]:
+        server.upload(pbucket, f"fb/{key}", b"1")
+    proxy.before.append(refuse_batches)
+    cf = CloudFiles(f"gs://{pbucket}/fb", num_threads=8)
+    watch = ThreadWatch(lambda seen: seen.method == "GET" and "/o/fb/" in seen.path, hold=0.05)
+    watch.install(proxy)
+    assert cf.exists(keys) == {k: i < 12 for i, k in enumerate(keys)}
+    assert len(proxy.requests("POST", "/batch/")) == 1 and watch.count == 24
+    assert watch.started() <= {"cfdask-worker"}, watch.started()
+    assert 1 < watch.peak <= 8
+
+
+def test_under_gevent_parts_and_fallback_names_run_side_by_side(server, pbucket, proxy, tmp_path):
+    """Under gevent's monkey-patching (a real one, in a child process) the parts of a composite
+    upload and the names of a batch fallback still go out side by side, on greenlets of the
+    engine's runner, within their bounds (parts in flight, the thread budget)."""
+    part = 256 * KiB
+    payload = os.urandom(7 * part + 100)  # 8 parts
+    path = tmp_path / "big.bin"
+    path.write_bytes(payload)
+    keys = [f"k{i:02d}" for i in range(16)]
+    for key in keys[:4]:
+        server.upload(pbucket, f"g/{key}", b"1")
+    proxy.before.append(refuse_batches)
+    parts = ThreadWatch(is_part_upload).install(proxy)
+    names = ThreadWatch(lambda seen: seen.method == "GET" and "/o/g/k" in seen.path, hold=0.05).install(proxy)
+    script = textwrap.dedent(
+        f"""
+        from gevent import monkey; monkey.patch_all()
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        from cloudfiles_dask import CloudFiles
+        cf = CloudFiles("gs://{pbucket}/g", composite_upload_threshold={part}, num_threads=8)
+        print(sum(cf.exists({keys!r}).values()))  # first: the batch is refused then
+        with open({str(path)!r}, "rb") as f:
+            cf.put("big.bin", f, compress=None)
+        """
+    )
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": proxy.url}
+    done = subprocess.run([sys.executable, "-c", script], env=env, timeout=120, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.split() == [b"4"]
+    assert (parts.count, names.count) == (8, 16)
+    assert 1 < parts.peak <= gcs.PARTS_IN_FLIGHT and 1 < names.peak <= 8, (parts.peak, names.peak)
+    assert CloudFiles(f"gs://{pbucket}/g").get("big.bin") == payload
+
+
+def test_a_composite_part_that_keeps_failing_is_not_retried_again_by_the_engine(server, pbucket, proxy,
+                                                                                monkeypatch):
+    """A part is retried on its own; the error that survives is marked as retried already, so
+    the engine does not send the whole upload again: the policy's attempts, not their square."""
+    monkeypatch.setenv("CLOUD_FILES_RETRY_ATTEMPTS", "3")
+    tries = []
+
+    def busy_second_part(seen):
+        if is_part_upload(seen) and re.search(rb'\.cfdask-part-[0-9a-f]{16}\.0\.1"', seen.body):
+            tries.append(seen)
+            return Reply(503, [("Content-Type", "application/json")],
+                         b'{"error": {"code": 503, "message": "busy"}}')
+        return None
+
+    proxy.before.append(busy_second_part)
+    cf = CloudFiles(f"gs://{pbucket}/busy", composite_upload_threshold=256 * KiB)
+    with pytest.raises(gcs.GCSError, match="HTTP 503: busy") as raised:
+        cf.put("big", os.urandom(5 * 256 * KiB))
+    assert len(tries) == 3
+    # a 503 is transient by kind; the mark, not the kind, says it was retried already
+    assert _retry.retried(raised.value) and cf.backend.retryable(raised.value)
+    assert server.object_names(pbucket) == []
+
+
+def test_a_name_that_keeps_failing_after_a_batch_is_not_retried_again_by_the_engine(server, pbucket,
+                                                                                    proxy, monkeypatch):
+    """A sub-request the batch answered with a 503 is redone on its own, under the policy; what
+    still fails is not retried again with the whole batch by the engine."""
+    monkeypatch.setenv("CLOUD_FILES_RETRY_ATTEMPTS", "3")
+
+    def busy(seen, reply):  # the batch answers 503 for every call in it
+        if seen.path.startswith("/batch/"):
+            reply.body = re.sub(rb"HTTP/1.1 \d{3} [^\r\n]*", b"HTTP/1.1 503 Service Unavailable", reply.body)
+        return reply
+
+    tries = []
+
+    def b_is_busy(seen):
+        if seen.method == "GET" and seen.path.endswith("/o/s/b"):
+            tries.append(seen)
+            return Reply(503, [("Content-Type", "application/json")],
+                         b'{"error": {"code": 503, "message": "busy"}}')
+        return None
+
+    proxy.after.append(busy)
+    proxy.before.append(b_is_busy)
+    cf = CloudFiles(f"gs://{pbucket}/s")
+    with pytest.raises(gcs.GCSError, match="HTTP 503: busy") as raised:
+        cf.exists(["a", "b", "c"])
+    assert len(proxy.requests("POST", "/batch/")) == 1
+    assert len(tries) == 3
+    assert _retry.retried(raised.value)
+
+
+def test_parts_in_flight_land_before_a_failed_upload_is_cleaned(server, pbucket, proxy, tmp_path):
+    """A failure while parts are on their way (Ctrl-C included: here KeyboardInterrupt from
+    the file) removes the parts only once every upload in flight has ended: none is left."""
+    part = 256 * KiB
+    path = tmp_path / "src.bin"
+    path.write_bytes(os.urandom(10 * part))
+    watch = ThreadWatch(is_part_upload, hold=0.3).install(proxy)
+    handle = ReadCounter(str(path), fail_after=4)  # the file, a peek, two more parts: then fails
+    handle.error = KeyboardInterrupt
+    cf = CloudFiles(f"gs://{pbucket}/ki", composite_upload_threshold=part)
+    with handle, pytest.raises(KeyboardInterrupt):
+        cf.put("big", handle)
+    assert watch.count == 3 and watch.running == 0
+    assert server.object_names(pbucket) == []

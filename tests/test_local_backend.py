@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from cloudfiles_dask import CloudFiles
+from cloudfiles_dask._suffixes import split_stored_name
 from cloudfiles_dask.backends import local
-from cloudfiles_dask.backends.base import split_stored_name
 
 SUFFIXES = ["", ".gz", ".br", ".zstd", ".xz", ".bz2"]
 

@@ -192,7 +192,7 @@ def test_the_md5_lanes_kernel_is_built_where_there_is_a_compiler():
     """The optional C module is built at install time: where a compiler is there, a missing
     build (a broken source, a packaging slip) must fail here rather than silently cost ten
     times the CPU of a large upload's md5s."""
-    from cloudfiles_dask.backends import base
+    from cloudfiles_dask import _checksums as base
 
     assert base.MD5_KERNEL is not None
 
@@ -202,7 +202,7 @@ def test_part_md5s_are_hashlibs(kernel, monkeypatch):
     """Every part's md5, whatever the part size around md5's 64-byte blocks and its 56-byte
     padding limit, however many parts (groups of sixteen lanes and a partial one), for bytes,
     bytearrays and memoryviews, with the kernel and without it."""
-    from cloudfiles_dask.backends import base
+    from cloudfiles_dask import _checksums as base
 
     if kernel == "lanes" and base.MD5_KERNEL is None:
         pytest.skip("the md5 lanes kernel is not available here")
@@ -221,7 +221,7 @@ def test_part_md5s_are_hashlibs(kernel, monkeypatch):
 
 def test_md5_lanes_kernel_direct_calls():
     """The C function alone: a short last part, a lone part, and clear errors for bad input."""
-    from cloudfiles_dask.backends import base
+    from cloudfiles_dask import _checksums as base
 
     if base.MD5_KERNEL is None:
         pytest.skip("the md5 lanes kernel is not available here")
@@ -244,7 +244,7 @@ def test_md5_lanes_kernel_reads_file_parts(tmp_path):
     round): every part size around the round and block sizes, from any offset, in groups of
     sixteen and fewer; the file's position is left alone; a file that ends too soon, a descriptor
     that cannot be read and bad sizes are clear errors."""
-    from cloudfiles_dask.backends import base
+    from cloudfiles_dask import _checksums as base
 
     if base.MD5_KERNEL is None:
         pytest.skip("the md5 lanes kernel is not available here")

@@ -37,8 +37,9 @@ import pytest
 import zstandard
 from werkzeug import Response
 
-from cloudfiles_dask import CloudFiles, paths
-from cloudfiles_dask._engine import integrity, ops, scheduler
+from cloudfiles_dask import CloudFiles, _retry, paths
+from cloudfiles_dask import _threads as scheduler
+from cloudfiles_dask._engine import integrity, ops
 from cloudfiles_dask._engine.jobs import ReadUnit
 from cloudfiles_dask.backends import _http1, _s3wire, s3
 from cloudfiles_dask.backends.base import PutMeta
@@ -449,15 +450,15 @@ def test_ranges_survive_faults_and_damage_is_caught(proxied, small_ranges, monke
 
 def test_a_range_that_keeps_failing_is_not_repeated_by_the_engine(proxied, small_ranges,
                                                                    monkeypatch):
-    """Each range is retried on its own; what still fails is raised as not transient, so the
-    engine does not read the whole object again and retry every range once more."""
+    """Each range is retried on its own; what still fails is raised marked as retried already,
+    so the engine does not read the whole object again and retry every range once more."""
     monkeypatch.setenv("CLOUD_FILES_RETRY_ATTEMPTS", "2")
     proxy, cf, plan = proxied
     cf.put("big", os.urandom(2 * MiB), compress=None)
     plan[:] = [None] + ["503"] * 100  # the whole GET answers; every range then fails
     with pytest.raises(s3.S3Error, match="/big") as info:
         cf.get("big")
-    assert not info.value.transient
+    assert _retry.retried(info.value)
     assert proxy.injected["503"] <= 2 * s3.RANGES_IN_FLIGHT  # one wave of ranges, 2 tries each
     assert s3._helpers_free[0] == s3.HELPER_THREADS
 
@@ -608,7 +609,7 @@ def test_part_rejected_by_the_server_aborts_the_upload(sdk_transport, rclone_ser
     with pytest.raises(s3.S3Error, match="BadDigest") as info:
         cf.put("parts", payload)
     assert f"/{bucket}/parts" in str(info.value)
-    assert not info.value.transient  # its parts were retried already; the engine must not redo it
+    assert _retry.retried(info.value)  # its parts were retried already; the engine must not redo it
     assert cf.exists("parts") is False
     assert no_uploads_left(rclone_server.admin(), bucket)
 
@@ -641,7 +642,7 @@ def test_multipart_retries_a_part_and_aborts_on_failure(moto_server, s3_env, mon
         else:
             with pytest.raises(s3.S3Error, match="multipart upload") as info:
                 cf.put("parts", payload)
-            assert not info.value.transient  # its parts were retried already
+            assert _retry.retried(info.value)  # its parts were retried already
             assert proxy.injected["500"] == 3  # one attempt and two retries of that part
             assert cf.exists("parts") is False
             assert no_uploads_left(moto_server.admin(), bucket)
@@ -1022,6 +1023,32 @@ def test_multipart_copy_without_server_support_leaves_nothing(rclone_server, s3_
         src.backend.copy_to("big", dest.backend, "big")
     assert dest.exists("big") is False
     assert no_uploads_left(rclone_server.admin(), bucket)
+
+
+def test_a_part_copy_that_keeps_failing_is_not_repeated_by_the_engine(moto_server, s3_env,
+                                                                      monkeypatch):
+    """Each part of a multipart copy is retried on its own; the error that survives is marked
+    as retried already, so the engine does not copy the whole object again (the policy's
+    attempts for that part, not their square), and no unfinished upload is left."""
+    monkeypatch.setenv("CLOUD_FILES_RETRY_ATTEMPTS", "3")
+    monkeypatch.setattr(s3, "MULTIPART_COPY_THRESHOLD", 1 * MiB)
+    monkeypatch.setattr(s3, "COPY_PART_SIZE", 6 * MiB)
+    bucket = moto_server.new_bucket()
+
+    def plan(method, path):
+        return "503" if method == "PUT" and "partNumber=2" in path else None
+
+    port = int(moto_server.endpoint.rsplit(":", 1)[1])
+    with FaultProxy("127.0.0.1", port, plan=plan) as proxy:
+        src = CloudFiles(f"s3://{proxy.url}/{bucket}/src")
+        dest = CloudFiles(f"s3://{proxy.url}/{bucket}/dest")
+        src.put("big", os.urandom(13 * MiB), compress=None)  # one PUT: below the threshold
+        with pytest.raises(s3.S3Error, match="copy") as info:
+            src.transfer_to(dest, ["big"])
+        assert proxy.injected["503"] == 3
+        assert _retry.retried(info.value)
+        assert dest.exists("big") is False
+    assert no_uploads_left(moto_server.admin(), bucket)
 
 
 # -- endpoints, aliases, credentials --------------------------------------------------------------

@@ -12,7 +12,7 @@ import weakref
 
 import pytest
 
-from cloudfiles_dask._engine import scheduler
+from cloudfiles_dask import _threads as scheduler
 
 
 def test_single_unit_runs_on_calling_thread():

@@ -16,18 +16,14 @@ import hashlib
 import os
 import re
 
-from ..backends.base import crc32c_b64, crc32c_hasher, part_md5s
+from .._checksums import crc32c_b64, crc32c_hasher, md5_hex, part_md5s
 from ..exceptions import CRC32CIntegrityError, IntegrityError, MD5IntegrityError
 
-__all__ = ["IntegrityError", "matches", "matches_file", "mismatch", "mismatch_file"]
+__all__ = ["IntegrityError", "crc32c_b64", "matches", "matches_file", "md5_hex", "mismatch", "mismatch_file"]
 
 MiB = 1024 * 1024
 _PLAIN_ETAG = re.compile(r"^[0-9a-f]{32}$")
 _MULTIPART_ETAG = re.compile(r"^([0-9a-f]{32})-(\d+)$")
-
-
-def md5_hex(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def multipart_etag(data: bytes, part_size: int) -> str:

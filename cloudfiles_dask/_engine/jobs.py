@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 _SCALARS = (str, bytes, dict)
@@ -64,10 +64,10 @@ def read_unit(item: Any) -> ReadUnit:
     raise TypeError(f"A path must be a str or a dict with a 'path' key; got {type(item).__name__}: {item!r}")
 
 
-@dataclass(slots=True)
-class PutUnit:
-    path: str
-    content: Any
+@dataclass(frozen=True, slots=True)
+class PutOptions:
+    """What ``puts``/``put`` take for every file (a put dict's own fields override them)."""
+
     content_type: str | None = None
     compress: Any = None
     compression_level: int | None = None
@@ -76,7 +76,27 @@ class PutUnit:
     raw: bool = False
 
 
-_PUT_FIELDS = ("content_type", "compress", "compression_level", "cache_control", "storage_class", "raw")
+_PUT_FIELDS = tuple(f.name for f in fields(PutOptions))
+
+
+@dataclass(slots=True)
+class PutUnit:
+    """One file to write: its key, its content and how to store it."""
+
+    path: str
+    content: Any
+    options: PutOptions = PutOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOptions:
+    """What a transfer takes besides its paths (see ``CloudFiles.transfer_to``)."""
+
+    block_size: int = 64
+    reencode: Any = None
+    content_type: str | None = None
+    allow_missing: bool = False
+    resumable: bool = False
 
 
 def is_single_put(files: Any) -> bool:
@@ -91,7 +111,7 @@ def is_single_put(files: Any) -> bool:
     )
 
 
-def put_units(files: Iterable[Any], defaults: dict[str, Any]) -> Iterator[PutUnit]:
+def put_units(files: Iterable[Any], defaults: PutOptions) -> Iterator[PutUnit]:
     """Turn ``(path, content)`` tuples and dicts (mixed) into PutUnits; dict fields override."""
     for item in files:
         if isinstance(item, dict):
@@ -99,10 +119,13 @@ def put_units(files: Iterable[Any], defaults: dict[str, Any]) -> Iterator[PutUni
                 path, content = item["path"], item["content"]
             except KeyError as e:
                 raise ValueError(f"A put dict needs 'path' and 'content'; {e} is missing in {item!r}") from None
-            fields = {k: item.get(k, defaults.get(k)) for k in _PUT_FIELDS}
+            options = defaults
+            overrides = {k: item[k] for k in _PUT_FIELDS if k in item}
+            if overrides:
+                options = replace(defaults, **overrides)
         elif isinstance(item, (tuple, list)) and len(item) == 2:
             path, content = item
-            fields = {k: defaults.get(k) for k in _PUT_FIELDS}
+            options = defaults
         else:
             raise TypeError(
                 f"Each file to put must be a (path, content) pair or a dict with 'path' and "
@@ -110,8 +133,7 @@ def put_units(files: Iterable[Any], defaults: dict[str, Any]) -> Iterator[PutUni
             )
         if not isinstance(path, str):
             raise TypeError(f"A path must be a str; got {type(path).__name__}: {path!r}")
-        fields["raw"] = bool(fields["raw"])
-        yield PutUnit(path, content, **fields)
+        yield PutUnit(path, content, options)
 
 
 def refuse_duplicates(units: Iterable[PutUnit]) -> Iterator[PutUnit]:
@@ -124,6 +146,11 @@ def refuse_duplicates(units: Iterable[PutUnit]) -> Iterator[PutUnit]:
             )
         seen.add(unit.path)
         yield unit
+
+
+def unique_put_units(files: Iterable[Any], defaults: PutOptions) -> Iterator[PutUnit]:
+    """:func:`put_units`, refusing a path that comes a second time (:func:`refuse_duplicates`)."""
+    return refuse_duplicates(put_units(files, defaults))
 
 
 def transfer_pairs(paths: Iterable[Any]) -> Iterator[tuple[str, str]]:

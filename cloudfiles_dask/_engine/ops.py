@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
 from typing import Any
 
-from .. import _retry, compression
-from ..backends.base import Backend, Blob, PutMeta, batched
+from .. import _retry, _threads, compression
+from .._iteration import batched
+from ..backends.base import Backend, Blob, PutMeta
 from ..exceptions import DecompressionError, ReadOnlyBackendError
-from . import integrity, scheduler
-from .jobs import PutUnit, ReadUnit
-from .progress import Progress
+from ..progress import Progress
+from . import integrity
+from .jobs import PutOptions, PutUnit, ReadUnit, TransferOptions
 
 
 class Runner:
@@ -38,7 +39,7 @@ class Runner:
         return self.num_threads if cap is None else min(cap, self.num_threads)
 
     def run(self, fn: Callable[[Any], Any], units: Iterable[Any], cap: int | None) -> list[Any]:
-        return scheduler.run(fn, units, self.threads(cap), self.green)
+        return _threads.run(fn, units, self.threads(cap), self.green)
 
 
 def call(backend: Backend, fn: Callable[..., Any], *args: Any) -> Any:
@@ -124,19 +125,19 @@ def require_writable(backend: Backend) -> None:
 
 def _encode(unit: PutUnit, stores_objects: bool) -> tuple[Any, str | None]:
     """The bytes to store for ``unit`` and their encoding."""
-    content = unit.content
-    encoding = compression.normalize_encoding(unit.compress)
+    content, options = unit.content, unit.options
+    encoding = compression.normalize_encoding(options.compress)
     if isinstance(content, str):
         content = content.encode("utf-8")
     if isinstance(content, (bytes, bytearray, memoryview)):
-        if encoding is not None and not unit.raw:
-            content = compression.compress(content, encoding, unit.compression_level)
+        if encoding is not None and not options.raw:
+            content = compression.compress(content, encoding, options.compression_level)
         return content, encoding
     if hasattr(content, "read"):
-        if encoding is None or unit.raw:
+        if encoding is None or options.raw:
             return content, encoding  # streamed as is by the backend
-        return compression.compress(content.read(), encoding, unit.compression_level), encoding
-    if unit.raw and stores_objects:
+        return compression.compress(content.read(), encoding, options.compression_level), encoding
+    if options.raw and stores_objects:
         return content, encoding
     raise TypeError(
         f"Content for {unit.path!r} must be bytes, str or a binary file handle, got "
@@ -151,12 +152,13 @@ _LINE_BREAKS = frozenset("\r\n\0")
 def _metadata(unit: PutUnit, encoding: str | None) -> PutMeta:
     """The unit's stored metadata; values with a line break or NUL are refused, as they would
     forge header lines (or multipart body lines) on the cloud backends."""
+    options = unit.options
     for name in ("content_type", "cache_control", "storage_class"):
-        value = getattr(unit, name)
+        value = getattr(options, name)
         if isinstance(value, str) and not _LINE_BREAKS.isdisjoint(value):
             raise ValueError(f"{name} for {unit.path!r} holds a line break or NUL, which would "
                              f"forge header lines: {value!r}")
-    return PutMeta(unit.content_type, encoding, unit.cache_control, unit.storage_class)
+    return PutMeta(options.content_type, encoding, options.cache_control, options.storage_class)
 
 
 def put_one(backend: Backend, unit: PutUnit) -> int:
@@ -249,12 +251,7 @@ def transfer(
     dest: Backend,
     pairs: Iterable[tuple[str, str]],
     runner: Runner,
-    *,
-    block_size: int = 64,
-    reencode: Any = None,
-    content_type: str | None = None,
-    allow_missing: bool = False,
-    resumable: bool = False,
+    options: TransferOptions = TransferOptions(),
 ) -> int:
     """Copy ``(src_key, dest_key)`` pairs; returns the number of files written.
 
@@ -282,11 +279,13 @@ def transfer(
     S3 and GCS always give one, plain HTTP servers rarely (there only the size is checked).
     """
     require_writable(dest)
+    block_size, reencode, content_type = options.block_size, options.reencode, options.content_type
+    allow_missing = options.allow_missing
     if reencode is None:
         if src.can_copy_to(dest) and (content_type is None or dest.local_files):
             return _transfer_by_copy(src, dest, pairs, runner, allow_missing)
         if dest.local_files and not src.local_files:
-            return _transfer_by_stream(src, dest, pairs, runner, allow_missing, resumable)
+            return _transfer_by_stream(src, dest, pairs, runner, allow_missing, options.resumable)
         if src.local_files and not dest.local_files:
             return _transfer_by_handles(src, dest, pairs, runner, block_size, content_type, allow_missing)
         target = None
@@ -303,11 +302,17 @@ def transfer(
                 result["content"], result["compress"] = b"", None
         if reencode is not None:
             got = compression.transcode(got, target, in_place=True)
-        to_put = [PutUnit(r["tags"], r["content"], content_type, r["compress"], raw=True) for r in got]
+        to_put = [PutUnit(r["tags"], r["content"], _stored_as_is(content_type, r["compress"]))
+                  for r in got]
         put_many(dest, to_put, inner)
         written += len(to_put)
         runner.progress.advance(len(to_put), sum(_nbytes(u.content) for u in to_put))
     return written
+
+
+def _stored_as_is(content_type: str | None, encoding: str | None) -> PutOptions:
+    """How a transfer writes bytes it read raw: as they are, labelled with their encoding."""
+    return PutOptions(content_type=content_type, compress=encoding, raw=True)
 
 
 def _missing(src: Backend, key: str, allow_missing: bool) -> None:
@@ -390,10 +395,10 @@ def _transfer_by_handles(
                 opened = src.open_stored(src_key)
                 if opened is None:
                     _missing(src, src_key, allow_missing)
-                    units.append(PutUnit(dest_key, b"", content_type, None, raw=True))
+                    units.append(PutUnit(dest_key, b"", _stored_as_is(content_type, None)))
                     continue
                 handles.append(opened[0])
-                units.append(PutUnit(dest_key, opened[0], content_type, opened[1], raw=True))
+                units.append(PutUnit(dest_key, opened[0], _stored_as_is(content_type, opened[1])))
             put_many(dest, units, inner)
         finally:
             for handle in handles:
@@ -418,7 +423,7 @@ def move(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: 
         return len(runner.run(job, pairs, dest.write_threads))
     moved = 0
     for block in batched(pairs, block_size):
-        moved += transfer(src, dest, block, runner, block_size=block_size)
+        moved += transfer(src, dest, block, runner, TransferOptions(block_size=block_size))
         # a key moved onto itself was copied onto itself: deleting it would lose it
         doomed = [s for s, d in block if src.url(s) != dest.url(d)]
         if doomed:

@@ -1,10 +1,10 @@
 """A lean HTTP/1.1 client: keep-alive connections to one origin, for many small requests.
 
-The transport of the GCS backend and of S3's lean path (``_s3wire``). A 4 KiB GET from 20
-threads against a local server costs about 450 µs of client CPU through urllib3 (with
-google-auth's ``AuthorizedHttp``), 200 µs through ``http.client`` (which parses every header
-block with the ``email`` package and makes a new buffered reader per response) and 70 µs here;
-with the GIL, that CPU is what caps requests per second. It does only what its caller needs:
+The transport of the GCS backend and of S3's lean path (``_s3wire``). urllib3 and
+``http.client`` (which parses every header block with the ``email`` package and makes a new
+buffered reader per response) cost several times this client's CPU per small request, and with
+the GIL that CPU is what caps requests per second (docs/performance.md has the figures). It
+does only what its caller needs:
 
 - keep-alive connections on a stack shared by threads (at most ``size`` kept idle); one the
   server closed (or wrote to) while idle is noticed before use (a zero-timeout poll) and
@@ -419,3 +419,23 @@ def _chunk_size(rfile: Any) -> int:
     if not size or not all(c in b"0123456789abcdefABCDEF" for c in size):
         raise ProtocolError(f"bad chunk size line {line[:60]!r}")
     return int(size, 16)
+
+
+class SkipWriter:
+    """Writes everything but the first ``skip`` bytes to ``fileobj``: for a resumed download
+    whose server ignored the Range header and sent the object from its start."""
+
+    __slots__ = ("fileobj", "skip")
+
+    def __init__(self, fileobj: Any, skip: int = 0):
+        self.fileobj = fileobj
+        self.skip = skip
+
+    def write(self, chunk: bytes) -> None:
+        if self.skip:
+            if len(chunk) <= self.skip:
+                self.skip -= len(chunk)
+                return
+            chunk = memoryview(chunk)[self.skip :]
+            self.skip = 0
+        self.fileobj.write(chunk)

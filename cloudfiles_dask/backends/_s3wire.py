@@ -1,11 +1,10 @@
 """S3's data path without botocore: SigV4-signed requests over the lean HTTP/1.1 client.
 
-A small GET through botocore costs ~2 ms of Python CPU under the GIL (request building, event
-hooks, signing through ``AWSRequest`` objects, response parsing), and through obstore (Rust,
-GIL released) ~0.2 ms, most of it handing each request to a tokio thread and back. Here a
+A small request through botocore spends most of its CPU under the GIL building, hooking,
+signing and parsing request objects, which caps a process's small requests per second. Here a
 request is a few string operations, two HMAC-SHA256 calls and one ``sendall``/``recv`` pair on
-the calling thread over :mod:`._http1`'s keep-alive connections: ~0.11 ms of CPU for a 4 KiB
-GET on one thread against a local server (obstore ~0.2 ms). The S3 backend sends its
+the calling thread over :mod:`._http1`'s keep-alive connections (docs/performance.md has the
+measured cost against botocore and obstore). The S3 backend sends its
 whole-object GETs (large ones as parallel ranges), HEADs, PUTs (single and multipart parts)
 and listing pages this way; botocore keeps the rest.
 

@@ -1,25 +1,31 @@
-"""The backend contract and the lazy protocol registry.
+"""The backend contract and the lazy protocol registry: nothing else lives here.
 
-A backend speaks one storage protocol and knows nothing of threads, compression codecs, retries,
-integrity checks or progress: those belong to the engine, written once. Keys are always relative to
-the backend's root and always use ``/`` as the separator.
+A backend speaks one storage protocol and knows nothing of the engine's threads, codecs,
+retries of whole calls, integrity checks or progress: those are the engine's, written once.
+Keys are always relative to the backend's root and always use ``/`` as the separator.
 
 Required primitives: :meth:`Backend.get`, :meth:`Backend.put`, :meth:`Backend.head`,
 :meth:`Backend.size`, :meth:`Backend.exists_many`, :meth:`Backend.delete_many`,
-:meth:`Backend.list`. Optional capabilities are *declared* as class attributes, never probed.
+:meth:`Backend.list`. Optional capabilities are *declared* on the class (attributes and
+methods with engine-usable defaults), never probed with ``hasattr``.
+
+Retries: the engine retries a whole call (a get, a put, one exists or delete batch) under the
+policy of ``_retry`` when :meth:`Backend.retryable` accepts its error. Inside a call, a backend
+retries only its own sub-requests (listing pages, the parts of an upload, the ranges of a
+read), with ``_retry.call_inner``, which marks the error that survives them so the engine does
+not repeat the whole call around it.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import importlib
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
-from ..compression import ENCODING_SUFFIXES, SUFFIX_ENCODINGS, SUFFIX_ORDER
+from .._threads import ThreadRunner
 from ..exceptions import UnsupportedProtocolError
 from ..paths import ExtractedPath
 
@@ -55,8 +61,11 @@ class BackendOptions:
     lock_dir: str | None = None
     composite_upload_threshold: int = int(1e8)
     no_sign_request: bool = False
-    endpoint: str | None = None
+    endpoint: str | None = None  # the endpoint= argument (S3 only; see Backend.check_options)
     num_threads: int = 20
+    #: The engine's thread runner, on which a backend fans out the parts of one call (multipart
+    #: parts, ranges of a large read, composite parts, per-key fallbacks of a batch request).
+    runner: ThreadRunner = field(default_factory=ThreadRunner)
 
 
 class Backend(ABC):
@@ -76,13 +85,45 @@ class Backend(ABC):
     writable: ClassVar[bool] = True
     #: True if put(raw=True) may be given any Python object, stored as is (mem://).
     stores_objects: ClassVar[bool] = False
-    #: True for backends that can take a download streamed into a local file (file://):
-    #: they implement receive() and open_stored().
+    #: True for backends whose objects are files on this machine (file://): they implement
+    #: :meth:`receive` and :meth:`open_stored`, and the engine streams to and from them.
     local_files: ClassVar[bool] = False
+    #: Threads of the engine's runner one call may borrow for the parts of one object (large
+    #: reads, multipart or composite uploads), beyond the threads running the call's units. A
+    #: Dask worker starts these before its tasks run (see ``_engine.distribute``).
+    helper_threads: ClassVar[int] = 0
+    #: Options only some protocols take (see :meth:`check_options`).
+    takes_endpoint: ClassVar[bool] = False
+    takes_request_payer: ClassVar[bool] = False
+    #: The directory of this backend's inter-process locks, or None when it takes none.
+    lock_dir: str | None = None
 
     def __init__(self, root: ExtractedPath, options: BackendOptions):
+        type(self).check_options(root, options)
         self.root = root
         self.options = options
+
+    # -- per class ------------------------------------------------------------------------------
+    @classmethod
+    def check_options(cls, root: ExtractedPath, options: BackendOptions) -> None:
+        """Refuse, with a ValueError naming it, an option this protocol does not take. Called
+        when a CloudFiles is made (so mistakes show before any request) and by ``__init__``.
+        ``endpoint=`` and ``request_payer`` are refused unless the class takes them; a class
+        that does may check their values too."""
+        if options.endpoint and not cls.takes_endpoint:
+            raise ValueError(f"endpoint= is an S3 option; {root.protocol}:// paths do not take it "
+                             f"(got {options.endpoint!r})")
+        if options.request_payer is not None and not cls.takes_request_payer:
+            raise ValueError(f"request_payer is only meaningful for s3:// and gs://, not "
+                             f"{root.protocol}://")
+
+    @classmethod
+    def reset_process_state(cls) -> None:
+        """Forget what this process keeps for every backend of this class: clients, connection
+        pools, sessions (mem://: its data). The next call makes new ones. After a fork each
+        backend module forgets its parent's state on its own (``os.register_at_fork``).
+        The default keeps nothing, so it has nothing to forget."""
+        return None
 
     # -- required primitives ------------------------------------------------------------------
     @abstractmethod
@@ -174,6 +215,20 @@ class Backend(ABC):
     def rename_to(self, key: str, other: Backend, dest_key: str) -> bool:
         raise NotImplementedError(f"{type(self).__name__} has no rename")
 
+    def receive(self, key: str, produce: Callable[[BinaryIO, int], Blob | None],
+                verify: Callable[[str, Blob], None] | None = None, resumable: bool = False,
+                ) -> Blob | None:
+        """Local files only (:attr:`local_files`): stream an object into place under ``key``.
+        ``produce(file, offset)`` writes the stored bytes from ``offset`` on and returns their
+        Blob (None: the source is missing); ``verify(path, blob)`` checks the whole file before
+        it is renamed into place. ``resumable`` keeps a partial file across failures."""
+        raise NotImplementedError(f"{type(self).__name__} does not store local files")
+
+    def open_stored(self, key: str) -> tuple[BinaryIO, str | None] | None:
+        """Local files only (:attr:`local_files`): the stored file of ``key`` opened for
+        reading and its encoding, or None if missing. The caller closes it."""
+        raise NotImplementedError(f"{type(self).__name__} does not store local files")
+
     def touch(self, keys: list[str]) -> None:
         """Create empty objects for missing keys. Object stores leave existing objects alone."""
         found = self.exists_many(keys)
@@ -228,130 +283,14 @@ def backend_class(protocol: str) -> type[Backend]:
     return cls
 
 
-def preload_crc32c() -> None:
-    """Import the crc32c package now: its first import costs ~50 ms (``importlib.metadata``),
-    which a cloud backend pays when it is made rather than inside its first bulk call."""
-    import crc32c  # noqa: F401
-
-
-def crc32c_b64(data: Any) -> str:
-    """The base64 big-endian crc32c of any bytes-like ``data``: C code (~10 GB/s here with the
-    CPU's crc32 instruction, against md5's ~0.6 GB/s), the GIL released for large buffers."""
-    import crc32c
-
-    return base64.b64encode(crc32c.crc32c(data).to_bytes(4, "big")).decode("ascii")
-
-
-def crc32c_hasher() -> Any:
-    """A hashlib-like crc32c (``update``, ``digest`` big-endian); see :func:`crc32c_b64`."""
-    import crc32c
-
-    return crc32c.CRC32CHash()
-
-
-#: Parts hashed side by side by :data:`MD5_KERNEL` (:func:`part_md5s`, and files' parts in s3.py).
-MD5_LANES = 16
-#: Fewest parts worth the kernel: a few lanes alone are slower than hashlib without AVX-512.
-MD5_LANES_FEWEST = 4
-
-
-def _md5_kernel() -> Any:
-    """The optional C module that hashes :data:`MD5_LANES` parts at once, or None where it was
-    not built (no C compiler at install time, or a compiler without vector types)."""
-    try:
-        from .. import _md5lanes
-    except ImportError:
-        return None
-    return _md5lanes
-
-
-MD5_KERNEL = _md5_kernel()
-
-
-def part_md5s(data: Any, part_size: int) -> list[bytes]:
-    """The md5 digests of bytes-like ``data`` cut into consecutive parts of ``part_size`` bytes
-    (the last may be shorter; none for empty data). With :data:`MD5_KERNEL`, if there are at
-    least :data:`MD5_LANES_FEWEST` whole parts, they are hashed sixteen at a time: 7.8 GB/s here
-    with AVX-512, 5.0 with AVX2, 3.5 with SSE2, against hashlib's 0.67 (one md5 cannot be
-    split). Otherwise, and for a short last part, one by one with hashlib."""
-    view = memoryview(data).cast("B")
-    whole = len(view) - len(view) % part_size if MD5_KERNEL is not None else 0
-    if whole < MD5_LANES_FEWEST * part_size:
-        whole = 0
-    digests = MD5_KERNEL.md5_parts(view[:whole], part_size) if whole else []
-    digests += [hashlib.md5(view[start:start + part_size], usedforsecurity=False).digest()
-                for start in range(whole, len(view), part_size)]
-    return digests
-
-
-def new_digest(crc: bool) -> Any:
-    """A hasher for the bytes of a read as they arrive: crc32c, or md5 (for md5 and ETag checks)."""
-    return crc32c_hasher() if crc else hashlib.md5(usedforsecurity=False)
-
-
-def digest_text(digest: Any) -> str:
-    """A :func:`new_digest` result as Blob fields hold it: md5 in hex, crc32c in base64."""
-    if getattr(digest, "name", None) == "md5":
-        return digest.hexdigest()
-    return base64.b64encode(digest.digest()).decode("ascii")
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Consecutive lists of at most ``size`` items."""
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-class SkipWriter:
-    """Writes everything but the first ``skip`` bytes to ``fileobj``: for a resumed stream whose
-    server ignored the Range header and sent the object from its start."""
-
-    __slots__ = ("fileobj", "skip")
-
-    def __init__(self, fileobj: BinaryIO, skip: int = 0):
-        self.fileobj = fileobj
-        self.skip = skip
-
-    def write(self, chunk: bytes) -> None:
-        if self.skip:
-            if len(chunk) <= self.skip:
-                self.skip -= len(chunk)
-                return
-            chunk = memoryview(chunk)[self.skip :]
-            self.skip = 0
-        self.fileobj.write(chunk)
-
-
-# -- encoding as a name suffix (file:// and mem://) ---------------------------------------------
-# A key K stored with encoding E is kept under the name K + suffix(E). Reads probe K first, then
-# K.gz, K.br, K.zstd, K.xz, K.bz2, in that fixed order, so the answer never depends on history.
-# Writes remove the other forms of K, so through this library a key has exactly one stored form.
-
-_SUFFIXES: tuple[tuple[str, str | None], ...] = tuple(
-    (sfx, SUFFIX_ENCODINGS.get(sfx)) for sfx in SUFFIX_ORDER
-)
-
-
-def stored_variants(key: str) -> tuple[tuple[str, str | None], ...]:
-    """``(stored name, encoding)`` candidates for ``key`` in probing order."""
-    return tuple((key + sfx, enc) for sfx, enc in _SUFFIXES)
-
-
-def stored_name(key: str, encoding: str | None) -> str:
-    """The name ``key`` is stored under with ``encoding`` (always suffixed, even if ``key``
-    already ends with that suffix: ``x.gz`` gzipped is ``x.gz.gz`` and reads back decoded)."""
-    return key + (ENCODING_SUFFIXES[encoding] if encoding else "")
-
-
-def split_stored_name(name: str) -> tuple[str, str | None]:
-    """``(key, encoding)`` for a stored name: one known suffix is stripped."""
-    for sfx, enc in _SUFFIXES[1:]:
-        if name.endswith(sfx):
-            return name[: -len(sfx)], enc
-    return name, None
+def loaded_backend_classes() -> list[type[Backend]]:
+    """The registered backend classes whose modules this process has already imported (a
+    module not imported yet holds nothing to forget, and is not imported here)."""
+    found: list[type[Backend]] = []
+    for target in REGISTRY.values():
+        module_name, _, class_name = target.partition(":")
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if cls is not None and cls not in found:
+            found.append(cls)
+    return found

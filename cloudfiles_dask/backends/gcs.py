@@ -2,14 +2,13 @@
 
 Transport
     Every request goes straight to the JSON API over :mod:`._http1`, a lean keep-alive HTTP/1.1
-    client: one HTTP request per call and 0.15-0.2 ms of client CPU for a small read or write
-    from 20 threads, against 0.5-0.7 ms through google-auth's urllib3 transport and ~1.3 ms for
-    an upload through google-cloud-storage (measured on fake-gcs-server; with the GIL, CPU per
-    request is what caps requests per second). google-auth only mints the bearer token, which is cached and
+    client: one HTTP request per call, at a fraction of the client CPU of google-auth's urllib3
+    transport or google-cloud-storage (with the GIL, CPU per request is what caps requests per
+    second; docs/performance.md has the figures). google-auth only mints the bearer token, which is cached and
     renewed a few minutes before it expires (or once after a 401). Connections are made lazily,
     once per process per (credentials, endpoint), the pool sized to ``num_threads``. Nothing
     retries on its own: the engine does (``retryable`` below says which errors are transient).
-    obstore is not used here: it was no faster on small GETs, its GET exposes neither
+    obstore is not used here: it is no faster on small GETs, its GET exposes neither
     ``x-goog-hash`` (composite objects could not be verified) nor, unless asked, the stored
     encoding (gzip objects come back transcoded), and its PUT is refused by fake-gcs-server.
 
@@ -33,8 +32,9 @@ Writes
     Larger bytes, and binary file handles that turn out larger (read part by part, never
     whole), become a *composite upload*: parts of ``composite_upload_threshold`` bytes (each
     sent with its crc32c rather than an md5: they never need one, and crc32c costs a tenth of
-    the CPU) uploaded in parallel (at most 4 in flight, which also
-    bounds memory to about 5 parts) as STANDARD-class objects named
+    the CPU) uploaded in parallel on the engine's reusable threads (at most 4 in flight, each
+    read only when a thread is free to send it, which also bounds memory to about 4 parts;
+    one by one under gevent's monkey-patching) as STANDARD-class objects named
     ``<key>.cfdask-part-<16 hex>.<level>.<i>``, composed 32 at a time into a tree whose root is
     the final object (with the requested content type, cache control, storage class and
     encoding). Each group of parts is deleted right after it is composed, and the composed
@@ -76,8 +76,10 @@ from itertools import chain
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
-from .. import _retry
+from .. import _retry, paths
 from .. import secrets as _secrets
+from .._checksums import crc32c_b64, crc32c_hasher, digest_text, new_digest, preload_crc32c
+from .._iteration import batched
 from ..compression import normalize_encoding
 from ..exceptions import (
     AuthorizationError,
@@ -88,19 +90,8 @@ from ..exceptions import (
     UnsupportedProtocolError,
 )
 from . import _http1
-from .base import (
-    Backend,
-    BackendOptions,
-    Blob,
-    PutMeta,
-    SkipWriter,
-    batched,
-    crc32c_b64,
-    crc32c_hasher,
-    digest_text,
-    new_digest,
-    preload_crc32c,
-)
+from ._http1 import SkipWriter
+from .base import Backend, BackendOptions, Blob, PutMeta
 
 try:
     from orjson import dumps as _dumps
@@ -389,25 +380,11 @@ _TRANSIENT_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for connection failures, timeouts, truncated or damaged answers, 408, 429 and 5xx."""
-    if getattr(error, "_cfdask_final", False):  # already retried to exhaustion inside a put
-        return False
+    """True for connection failures, timeouts, truncated or damaged answers, 408, 429 and 5xx.
+    (Whether an error was retried already is not its kind: see ``_retry.retried``.)"""
     if isinstance(error, StorageError):
         return bool(error.transient)
     return isinstance(error, (ConnectionError, TimeoutError))
-
-
-def _retrying(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` under the retry policy; an error that survives it is marked final so the
-    engine does not retry the whole operation around it again."""
-    try:
-        return _retry.call(fn, is_transient, *args)
-    except Exception as e:
-        try:
-            e._cfdask_final = True  # type: ignore[attr-defined]
-        except AttributeError:  # pragma: no cover - exceptions with __slots__
-            pass
-        raise
 
 
 def _server_message(data: bytes) -> str:
@@ -428,10 +405,16 @@ class GCSBackend(Backend):
 
     exists_batch_size = BATCH_LIMIT
     delete_batch_size = BATCH_LIMIT
+    takes_request_payer = True
+    helper_threads = PARTS_IN_FLIGHT
     #: Entries per listing page; None sends no ``maxResults`` and takes the service's page: 1000
     #: on Google (its cap), while emulators such as fake-gcs-server answer with every match in
     #: one page, where each page of 1000 cost the server a pass over the whole prefix.
     list_page_size: int | None = None
+
+    @classmethod
+    def reset_process_state(cls) -> None:
+        reset_connections()
 
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)
@@ -806,15 +789,12 @@ class GCSBackend(Backend):
                 self._active -= 1
 
     def _each(self, fn: Callable[[str], bool], names: list[str]) -> list[bool]:
-        """``fn`` over names, each under the retry policy; in parallel when there are many, with
-        this backend's thread budget shared among the batch calls running at the same time."""
-        workers = min(len(names), max(1, (self.options.num_threads or 1) // max(1, self._active)))
-        if workers <= 1:
-            return [_retrying(fn, name) for name in names]
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers, thread_name_prefix="cfdask-gcs") as pool:
-            return list(pool.map(lambda name: _retrying(fn, name), names))
+        """``fn`` over names, each under the retry policy; in parallel on the engine's runner
+        when there are many (greenlets for a green CloudFiles), with this backend's thread budget
+        shared among the batch calls running at the same time."""
+        runner = self.options.runner
+        workers = max(1, (self.options.num_threads or 1) // max(1, self._active))
+        return runner.run(lambda name: _retry.call_inner(fn, is_transient, name), names, workers)
 
     def _batch(self, method: str, names: list[str], query: str) -> list[int | None] | None:
         """Statuses of ``method`` on each name in one JSON batch request (None where a part is
@@ -865,7 +845,7 @@ class GCSBackend(Backend):
         if self.user_project:
             params["userProject"] = self.user_project
         while True:
-            page = _retry.call(self._list_page, is_transient, params, token)
+            page = _retry.call_inner(self._list_page, is_transient, params, token)
             files = sorted(
                 (name[cut:], int(item.get("size", 0)))
                 for item in page.get("items", ())
@@ -901,7 +881,7 @@ class GCSBackend(Backend):
         held: list[str] = []  # directories that sort after the last file of the page so far
         token = None
         while True:
-            page = _retry.call(self._list_page, is_transient, params, token)
+            page = _retry.call_inner(self._list_page, is_transient, params, token)
             files = [
                 (name[cut:], int(item.get("size", 0)))
                 for item in page.get("items", ())
@@ -933,7 +913,7 @@ class GCSBackend(Backend):
                   "fields": "items(name),prefixes"}
         if self.user_project:
             params["userProject"] = self.user_project
-        page = _retry.call(self._list_page, is_transient, params, None)
+        page = _retry.call_inner(self._list_page, is_transient, params, None)
         return bool(page.get("items") or page.get("prefixes"))
 
     # -- writes ----------------------------------------------------------------------------------
@@ -1010,9 +990,12 @@ class GCSBackend(Backend):
             chunk = peek + _read_full(handle, threshold - 1, name)
             while chunk:
                 yield chunk
+                del chunk  # not held while the next part is read
                 chunk = _read_full(handle, threshold, name)
 
-        self._composite(name, chain([first], rest()), meta)
+        chunks = chain([first], rest())
+        del first  # held by ``chunks`` only, until its upload takes it
+        self._composite(name, chunks, meta)
 
     # -- composite upload --------------------------------------------------------------------------
     def _composite(self, name: str, chunks: Iterable[Any], meta: PutMeta) -> None:
@@ -1032,7 +1015,7 @@ class GCSBackend(Backend):
         if not names:
             return True
         try:
-            _retrying(self._delete_names, list(names))
+            _retry.call_inner(self._delete_names, is_transient, list(names))
             return True
         except Exception as e:  # noqa: BLE001 - best effort; say what was left behind
             parts = sum(PART_MARK in n for n in names)
@@ -1085,6 +1068,8 @@ class _CompositeUpload:
 
     Part names are ``<name>.cfdask-part-<upload id>.<level>.<index>``: level 0 holds the uploaded
     parts, higher levels the intermediate composites; the root of the tree is ``name`` itself.
+    Parts and composes run on the engine's thread runner (``backend.options.runner``: threads,
+    or greenlets for a green CloudFiles), at most ``workers`` at once.
     """
 
     def __init__(self, backend: GCSBackend, name: str, meta: PutMeta):
@@ -1094,16 +1079,16 @@ class _CompositeUpload:
         self.stem = f"{name}{PART_MARK}{os.urandom(8).hex()}"
         self.written: list[str] = []  # every part name that may exist on the service
         self.leftovers: list[str] = []  # parts composed but not yet deleted
+        self.runner = backend.options.runner
         self.workers = max(1, min(backend.options.num_threads or 1, PARTS_IN_FLIGHT))
 
     def run(self, chunks: Iterable[Any]) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         checksum = crc32c_hasher()
         try:
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="cfdask-gcs-part") as pool:
-                nodes = self._upload_parts(pool, chunks, checksum)
-                final = self._compose_tree(pool, nodes)
+            # the runner returns only once no part or compose of this upload runs any more, even
+            # on a failure or Ctrl-C: nothing lands after the parts are removed below
+            nodes = self._upload_parts(chunks, checksum)
+            final = self._compose_tree(nodes)
         except BaseException:
             self.backend._remove_quietly(self.written, self.name)
             raise
@@ -1119,72 +1104,56 @@ class _CompositeUpload:
                 f"{'was deleted' if deleted else 'could not be deleted: delete it'}"
             )
 
-    def _upload_parts(self, pool: Any, chunks: Iterable[Any], checksum: Any) -> list[str]:
-        """Upload chunks as level-0 parts, at most ``workers`` in flight (which also bounds the
-        chunks held in memory); returns their names in order."""
+    def _upload_parts(self, chunks: Iterable[Any], checksum: Any) -> list[str]:
+        """Upload chunks as level-0 parts, at most ``workers`` in flight; returns their names in
+        order. The runner's workers take the next part only when free, so at most that many
+        chunks are held in memory; each part is made (read, hashed, named) by the worker that
+        takes it, one at a time and in order, so the whole object's crc32c is taken over the
+        parts in order and every name is in ``written`` before its upload starts."""
         backend = self.backend
-        slots = threading.BoundedSemaphore(self.workers)
-        failed = threading.Event()
         part_meta = PutMeta(content_type=DEFAULT_CONTENT_TYPE)
 
-        def finished(future: Any) -> None:
-            if future.cancelled() or future.exception() is not None:
-                failed.set()
-            slots.release()
+        def parts() -> Iterator[tuple[str, bytes, str]]:
+            index = 0
+            for chunk in chunks:
+                data = bytes(chunk)
+                del chunk  # hold no part beyond the ones in flight (nor while the next is read)
+                name = f"{self.stem}.0.{index}"
+                self.written.append(name)
+                checksum.update(data)
+                yield name, data, crc32c_b64(data)
+                del data
+                index += 1
 
-        futures = []
-        parts = []
-        try:
-            for i, chunk in enumerate(chunks):
-                slots.acquire()
-                if failed.is_set():
-                    slots.release()
-                    break
-                part = f"{self.stem}.0.{i}"
-                self.written.append(part)
-                parts.append(part)
-                chunk = bytes(chunk)
-                checksum.update(chunk)
-                crc = crc32c_b64(chunk)
-                future = pool.submit(_retrying, backend._upload, part, chunk, part_meta, "STANDARD", crc)
-                future.add_done_callback(finished)
-                futures.append(future)
-        finally:
-            for future in futures:  # let the uploads in flight land before anything is cleaned
-                try:
-                    future.result()
-                except BaseException:  # noqa: BLE001 - raised below, in order
-                    pass
-        for future in futures:
-            future.result()
-        return parts
+        def upload(part: tuple[str, bytes, str]) -> str:
+            name, data, crc = part
+            _retry.call_inner(backend._upload, is_transient, name, data, part_meta, "STANDARD", crc)
+            return name
 
-    def _compose_tree(self, pool: Any, nodes: list[str]) -> dict:
+        return self.runner.run(upload, parts(), self.workers)
+
+    def _compose_tree(self, nodes: list[str]) -> dict:
         level = 0
         while len(nodes) > COMPOSE_LIMIT:
             level += 1
             groups = [nodes[i : i + COMPOSE_LIMIT] for i in range(0, len(nodes), COMPOSE_LIMIT)]
+            nodes = []
             jobs = []
             for j, group in enumerate(groups):
                 if len(group) == 1:  # nothing to compose: carry it up a level
-                    jobs.append((group[0], None))
+                    nodes.append(group[0])
                     continue
                 target = f"{self.stem}.{level}.{j}"
                 self.written.append(target)
-                jobs.append((target, pool.submit(self._compose, target, group, True)))
-            results: list[Any] = []
-            for target, job in jobs:  # wait for all before raising the first error
-                try:
-                    if job is not None:
-                        job.result()
-                    results.append(target)
-                except BaseException as e:  # noqa: BLE001
-                    results.append(e)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-            nodes = results
+                nodes.append(target)
+                jobs.append((target, group))
+            # up to ``workers`` at once; a failure is raised once the running ones have ended
+            self.runner.run(self._compose_group, jobs, self.workers)
         return self._compose(self.name, nodes, False)
+
+    def _compose_group(self, job: tuple[str, list[str]]) -> dict:
+        target, sources = job
+        return self._compose(target, sources, True)
 
     def _compose(self, target: str, sources: list[str], intermediate: bool) -> dict:
         """Compose ``sources`` into ``target``, then delete the sources; returns the resource."""
@@ -1201,9 +1170,9 @@ class _CompositeUpload:
             if meta.storage_class:
                 destination["storageClass"] = meta.storage_class
         body = _dumps({"sourceObjects": [{"name": name} for name in sources], "destination": destination})
-        composed = _retrying(backend._compose, target, body)
+        composed = _retry.call_inner(backend._compose, is_transient, target, body)
         try:
-            _retrying(backend._delete_names, sources)
+            _retry.call_inner(backend._delete_names, is_transient, sources)
         except Exception:  # noqa: BLE001 - the object is whole; the parts are retried at the end
             self.leftovers.extend(sources)
         return composed
@@ -1378,8 +1347,6 @@ def _backend_of(target: Any) -> Backend:
     if isinstance(backend, Backend):
         return backend
     if isinstance(target, (str, os.PathLike)):
-        from .. import paths
-
         extracted = paths.extract(paths.normalize(os.fspath(target)))
         if extracted.protocol != "gs":
             raise ValueError(f"composite upload parts exist only on gs://, not {target!r}")

@@ -57,11 +57,13 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
+from urllib.request import getproxies, proxy_bypass_environment
 
 from .. import _retry, compression
 from .. import secrets as _secrets
 from ..exceptions import AuthorizationError, CloudFilesError, ReadOnlyBackendError, StorageError
-from .base import Backend, BackendOptions, Blob, PutMeta, SkipWriter
+from ._http1 import SkipWriter
+from .base import Backend, BackendOptions, Blob, PutMeta
 
 GCS_HOST = "storage.googleapis.com"
 #: Only codecs the engine decodes ("deflate" is not one of them).
@@ -196,7 +198,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def reset_sessions() -> None:
-    """Close every idle session of this process (their connections too)."""
+    """Close every idle session of this process (their connections too);
+    :meth:`HTTPBackend.reset_process_state`."""
     with _pool_lock:
         sessions = list(_idle_sessions)
         _idle_sessions.clear()
@@ -295,6 +298,10 @@ class HTTPBackend(Backend):
     #: A HEAD per key; the engine spreads keys over its threads.
     exists_batch_size = 1
 
+    @classmethod
+    def reset_process_state(cls) -> None:
+        reset_sessions()
+
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)
         parts = urllib.parse.urlsplit(root.host or "")
@@ -358,8 +365,6 @@ class HTTPBackend(Backend):
         """Proxy settings from the environment for this origin, read once (not per request)."""
         if not any(k.lower().endswith("_proxy") for k in os.environ):
             return {}
-        from urllib.request import getproxies, proxy_bypass_environment
-
         if proxy_bypass_environment(self.hostname):
             return {}
         proxies = getproxies()
@@ -781,7 +786,7 @@ class HTTPBackend(Backend):
         if flat:
             params["delimiter"] = "/"
         while True:
-            page = _retry.call(self._json_page, self.retryable, url, params)
+            page = _retry.call_inner(self._json_page, self.retryable, url, params)
             if page is None:
                 return
             yield page
@@ -853,14 +858,14 @@ class HTTPBackend(Backend):
                     yield from self._walk_index(rel + name + "/", "", flat, want_size)
                 continue
             if want_size and nbytes is None:
-                nbytes = _retry.call(self.size, self.retryable, rel + name)
+                nbytes = _retry.call_inner(self.size, self.retryable, rel + name)
             yield rel + name, nbytes
 
     def _index_entries(self, rel: str) -> list[tuple[str, bool, int | None]]:
         """``(name, is_dir, exact size or None)`` of the index page of directory ``rel``,
         sorted as keys sort (directories as "name/"); [] for a directory that does not exist."""
         url = self._base_url + _quote_key(rel)
-        found = _retry.call(self._index_page, self.retryable, url)
+        found = _retry.call_inner(self._index_page, self.retryable, url)
         if found is None:  # 404: no such directory, or no index pages at all?
             if self._listing_mode != "index" and rel:
                 self._index_entries("")  # the root's page decides (raises if there is none)

@@ -1,6 +1,6 @@
 """file:// — the local filesystem.
 
-- A key's encoding is a name suffix (``.gz .br .zstd .xz .bz2``); see ``base.stored_variants``.
+- A key's encoding is a name suffix (``.gz .br .zstd .xz .bz2``); see ``_suffixes``.
 - Writes are atomic: the bytes go to a hidden temporary file in the destination directory
   (``.cfdask-tmp-*``) which is then renamed over the final name, so a crash never leaves a
   truncated file under the real name. Temporary files never show in listings.
@@ -27,16 +27,9 @@ from itertools import chain, repeat
 from typing import Any, BinaryIO
 
 from .._locks import ensure_lock_dir, locked, resolve_lock_dir
+from .._suffixes import split_stored_name, stored_name, stored_variants
 from ..exceptions import PathEscapeError
-from .base import (
-    Backend,
-    BackendOptions,
-    Blob,
-    PutMeta,
-    split_stored_name,
-    stored_name,
-    stored_variants,
-)
+from .base import Backend, BackendOptions, Blob, PutMeta
 
 TMP_PREFIX = ".cfdask-tmp-"
 PARTIAL_SUFFIX = ".cfdask-partial"
@@ -56,7 +49,7 @@ class LocalBackend(Backend):
     local_files = True
     # A local read is a few syscalls: threads cost more than they give. Writes (and deletes)
     # change the directory, which the kernel serialises: more threads only spin on its lock
-    # (measured: 20 threads took 1.5-2x the wall time of one, at 1.6 cores).
+    # (docs/performance.md).
     read_threads = 0
     write_threads = 0
 
@@ -395,7 +388,7 @@ def _plain_names(names: list[str]) -> bool:
 def _stored_names(names: list[str]) -> dict[str, str]:
     """``{key: stored name}`` for the files of one directory: hidden files left out, encoding
     suffixes stripped; where a key has several stored forms, the one a read picks (see
-    ``base.stored_variants``)."""
+    ``_suffixes``)."""
     found: dict[str, str] = {}
     for name in names:
         if _hidden(name):

@@ -17,15 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .base import (
-    Backend,
-    BackendOptions,
-    Blob,
-    PutMeta,
-    split_stored_name,
-    stored_name,
-    stored_variants,
-)
+from .._suffixes import split_stored_name, stored_name, stored_variants
+from .base import Backend, BackendOptions, Blob, PutMeta
 
 
 @dataclass(slots=True)
@@ -42,7 +35,7 @@ _LOCK = threading.RLock()
 
 
 def clear_memory(bucket: str | None = None) -> None:
-    """Forget every mem:// object (or those of one bucket)."""
+    """Forget every mem:// object (or those of one bucket); :meth:`MemoryBackend.clear`."""
     with _LOCK:
         for name, objects in _STORE.items():
             if bucket is None or name == bucket:
@@ -61,6 +54,16 @@ class MemoryBackend(Backend):
     write_threads = 0
     crosses_processes = False
     stores_objects = True
+
+    @classmethod
+    def reset_process_state(cls) -> None:
+        """Forget every mem:// object of this process."""
+        clear_memory()
+
+    @classmethod
+    def clear(cls, bucket: str | None = None) -> None:
+        """Forget every mem:// object of this process, or those of ``bucket``."""
+        clear_memory(bucket)
 
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)

@@ -5,8 +5,8 @@ Cost and behaviour, plainly:
 - Two transports. The data path — whole-object and ranged-for-speed GETs, downloads to a file
   from the start, HEADs for exists/size, single PUTs and the parts of multipart uploads — goes
   through the lean path of :mod:`._s3wire`: SigV4-signed HTTP/1.1 requests on the calling
-  thread (~0.1-0.2 ms of CPU for a small request, against ~2 ms through botocore under the
-  GIL and ~0.2-0.3 ms through obstore). It serves every key, gevent's green threads and
+  thread, at a small fraction of botocore's CPU per request under the GIL (figures in
+  docs/performance.md). It serves every key, gevent's green threads and
   forked children (connections are per process), explicit keys (secrets, secrets files,
   ``AWS_*`` variables) and ``no_sign_request``. botocore does the rest: ranged and resumed
   reads, ``head()``, batch deletes, copies and the create/complete/abort requests of multipart
@@ -81,12 +81,14 @@ import base64
 import contextlib
 import functools
 import hashlib
+import http.client
 import io
 import logging
 import os
 import re
 import socket
 import ssl
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -97,28 +99,26 @@ from typing import Any, BinaryIO, NoReturn
 
 from .. import _retry, compression
 from .. import secrets as _secrets
-from ..exceptions import (
-    AuthorizationError,
-    CloudFilesError,
-    StorageError,
-    UnsupportedCompressionType,
-)
-from . import _http1, _s3wire
-from .base import (
+from .._checksums import (
     MD5_KERNEL,
     MD5_LANES,
     MD5_LANES_FEWEST,
-    Backend,
-    BackendOptions,
-    Blob,
-    PutMeta,
-    SkipWriter,
     crc32c_b64,
     digest_text,
     new_digest,
     part_md5s,
     preload_crc32c,
 )
+from ..exceptions import (
+    AuthorizationError,
+    CloudFilesError,
+    StorageError,
+    UnsupportedCompressionType,
+)
+from ..paths import resolve_alias
+from . import _http1, _s3wire
+from ._http1 import SkipWriter
+from .base import Backend, BackendOptions, Blob, PutMeta
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,8 @@ CRC_METADATA = "cfdask-crc32c"
 RANGED_READ_THRESHOLD = 32 * MiB
 RANGE_PART = 8 * MiB
 RANGES_IN_FLIGHT = 4
-#: Bytes per write when a ranged read goes to a file: 8 MiB writes cost the kernel (ext4 on
-#: this VM) 2-3x the CPU of the same bytes written 256 KiB at a time.
+#: Bytes per write when a ranged read goes to a file: part-sized writes cost the kernel several
+#: times the CPU of the same bytes written in smaller pieces (docs/performance.md).
 WRITE_PIECE = 256 * 1024
 #: Threads one process lends to ranged reads and to the parts of multipart uploads and copies
 #: at once, however many run: a read that finds none free is one stream, an upload sends its
@@ -247,7 +247,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def clear_clients() -> None:
-    """Forget every cached client of this process (the next request makes new ones)."""
+    """Forget every cached client of this process (the next request makes new ones);
+    :meth:`S3Backend.reset_process_state`."""
     with _CLIENTS_LOCK:
         _CLIENTS.clear()
 
@@ -261,7 +262,7 @@ def _make_client(endpoint: str | None, region: str, creds: dict, unsigned: bool,
     pid = os.getpid()
     if _SESSION[1] != pid:
         session = botocore.session.get_session()
-        # dateutil's parsing of every LastModified was most of a listing's client CPU
+        # dateutil's parsing of every LastModified would be most of a listing's client CPU
         session.get_component("response_parser_factory").set_parser_defaults(
             timestamp_parser=_timestamp)
         _SESSION[:] = [session, pid]
@@ -314,7 +315,7 @@ def get_client(endpoint: str | None, region: str, creds: dict, unsigned: bool, p
 def _timestamp(value: Any) -> datetime:
     """botocore's timestamps, parsed by the standard library where their form allows: ISO 8601
     in XML bodies (``2026-11-24T22:35:51.000Z``), RFC 7231 dates in headers; anything else goes to
-    botocore's own (dateutil) parser. ~2 µs instead of ~200 µs per value."""
+    botocore's own (dateutil) parser, which costs about a hundred times more per value."""
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value)
@@ -432,8 +433,6 @@ def _remaining_size(handle: Any) -> int | None:
     if fileno is not None:
         try:
             st = os.fstat(fileno)
-            import stat
-
             if stat.S_ISREG(st.st_mode):
                 return max(0, st.st_size - handle.tell())
         except (OSError, ValueError):
@@ -528,8 +527,6 @@ def is_transient(error: BaseException) -> bool:
         return True  # _http1's cut-short or malformed answers are ConnectionErrors too
     if isinstance(error, ssl.SSLError):
         return not isinstance(error, ssl.SSLCertVerificationError)
-    import http.client
-
     if isinstance(error, (http.client.IncompleteRead, http.client.RemoteDisconnected)):
         return True
     if "urllib3" in sys.modules:
@@ -563,7 +560,15 @@ def _refused(op: str, where: str, answer: str) -> AuthorizationError:
 
 
 def _translate(error: BaseException, op: str, where: str) -> BaseException:
-    """A clear error naming ``where`` for a failure of ``op``; unknown errors pass unchanged."""
+    """A clear error naming ``where`` for a failure of ``op``; unknown errors pass unchanged.
+    The mark of an error retried already (``_retry.mark_retried``) passes to its translation."""
+    translated = _explain(error, op, where)
+    if translated is not error and _retry.retried(error):
+        _retry.mark_retried(translated)
+    return translated
+
+
+def _explain(error: BaseException, op: str, where: str) -> BaseException:
     if isinstance(error, CloudFilesError):
         return error
     answered = isinstance(error, _s3wire.Answer)
@@ -709,13 +714,12 @@ class _Multipart:
         threads (the engine's reusable ones: none is started per upload), each taking the next
         job from ``jobs`` only when free, so at most that many parts are in memory; on the
         calling thread, one by one, when no helper is free or under gevent's monkey-patching."""
-        from .._engine import scheduler
-
-        cancelled = threading.Event()  # set by the scheduler on a failure or Ctrl-C
-        wanted = 0 if scheduler.gevent_active() else self.in_flight
+        runner = self.backend.options.runner
+        cancelled = threading.Event()  # set by the runner on a failure or Ctrl-C
+        wanted = 0 if runner.patched() else self.in_flight
         with _helpers(wanted) as granted:
-            return dict(scheduler.run(lambda pair: (pair[0], pair[1](upload_id, cancelled)), jobs,
-                                      max(1, granted), stop=cancelled))
+            return dict(runner.run(lambda pair: (pair[0], pair[1](upload_id, cancelled)), jobs,
+                                   max(1, granted), stop=cancelled))
 
 
 class S3Backend(Backend):
@@ -723,8 +727,25 @@ class S3Backend(Backend):
 
     exists_batch_size = 1
     delete_batch_size = 1000
+    takes_endpoint = True
+    takes_request_payer = True
+    helper_threads = HELPER_THREADS
     #: Set once a ranged GET came back whole: large reads are one stream from then on.
     _ranges_ignored = False
+
+    @classmethod
+    def reset_process_state(cls) -> None:
+        clear_clients()
+
+    @classmethod
+    def check_options(cls, root, options: BackendOptions) -> None:
+        super().check_options(root, options)
+        payer = options.request_payer
+        if payer not in (None, "requester"):
+            raise ValueError(f"request_payer for s3:// must be None or 'requester', got {payer!r}")
+        endpoint = options.endpoint or root.host
+        if endpoint and not endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"An S3 endpoint must start with http:// or https://, got {endpoint!r}")
 
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)
@@ -735,26 +756,10 @@ class S3Backend(Backend):
         path = root.path or ""
         self.base = path if not path or path.endswith("/") else path + "/"
         endpoint = options.endpoint or root.host
-        if endpoint:
-            endpoint = endpoint.rstrip("/")
-            if not endpoint.startswith(("http://", "https://")):
-                raise ValueError(
-                    f"An S3 endpoint must start with http:// or https://, got {endpoint!r}"
-                )
-        self.endpoint: str | None = endpoint or None
-        payer = options.request_payer
-        if payer is None:
-            self._payer: dict[str, str] = {}
-        elif payer == "requester":
-            self._payer = {"RequestPayer": "requester"}
-        else:
-            raise ValueError(
-                f"request_payer must be None or 'requester' for S3, got {payer!r}"
-            )
+        self.endpoint: str | None = endpoint.rstrip("/") if endpoint else None
+        self._payer: dict[str, str] = {"RequestPayer": "requester"} if options.request_payer else {}
         self.acl: str | None = None
         if root.alias:
-            from ..paths import resolve_alias
-
             self.acl = resolve_alias(root.alias).get("acl")
         self.unsigned = bool(options.no_sign_request)
         # every engine thread, plus the range helpers a large read borrows
@@ -1124,8 +1129,6 @@ class S3Backend(Backend):
         GETs, each from the same object (same ETag; ``If-Match`` where servers honour it). On
         any failure ``stop()`` runs before the error is raised, so that no part waits for one
         that will never come."""
-        from .._engine import scheduler
-
         size = _length(resp.headers) or 0
         etag = _etag_of(resp.headers)
 
@@ -1146,7 +1149,7 @@ class S3Backend(Backend):
                 raise
 
         try:
-            scheduler.run(part, range(-(-size // RANGE_PART)), helpers)
+            self.options.runner.run(part, range(-(-size // RANGE_PART)), helpers)
         except BaseException:
             if stop is not None:
                 stop()  # Ctrl-C on the caller: parts still in flight write nothing more
@@ -1211,9 +1214,8 @@ class S3Backend(Backend):
         except _Replaced:
             raise
         except Exception as e:
+            _retry.mark_retried(e)  # this range was retried on its own already
             translated = _translate(e, "ranged get", where)
-            if isinstance(translated, S3Error):
-                translated.transient = False  # retried on its own already
             if translated is e:
                 raise
             raise translated from e
@@ -1525,9 +1527,8 @@ class S3Backend(Backend):
             _Multipart(self, full, params, PARTS_IN_FLIGHT).run(jobs)
         except Exception as e:
             # the parts were retried one by one already: do not send the whole upload again
+            _retry.mark_retried(e)
             translated = _translate(e, "multipart upload", self._where(full))
-            if isinstance(translated, S3Error):
-                translated.transient = False
             if translated is e:
                 raise
             raise translated from e
@@ -1608,7 +1609,7 @@ class S3Backend(Backend):
     def _page_entries(self, params: dict, cut: int) -> Iterator[tuple[str | None, list]]:
         """``(token that fetched the page, sorted entries)`` for each page."""
         while True:
-            page = _retry.call(self._list_page, self.retryable, params)
+            page = _retry.call_inner(self._list_page, self.retryable, params)
             entries = [(obj["Key"][cut:], obj.get("Size")) for obj in page.get("Contents") or ()]
             dirs = page.get("CommonPrefixes")
             if dirs:
@@ -1689,4 +1690,9 @@ class S3Backend(Backend):
             (number, job_for(number, offset, min(offset + part, nbytes) - 1))
             for number, offset in enumerate(range(0, nbytes, part), start=1)
         )
-        _Multipart(self, dest, params, COPY_PARTS_IN_FLIGHT).run(jobs)
+        try:
+            _Multipart(self, dest, params, COPY_PARTS_IN_FLIGHT).run(jobs)
+        except Exception as e:
+            # the parts were retried one by one already: the engine must not copy them all again
+            _retry.mark_retried(e)
+            raise

@@ -8,8 +8,8 @@ Path grammar (cp, mv, rm, ls, du, head, cat):
   recursively, and anything after the stars is a suffix filter (``dir/*.jpg``, ``dir/**.json``).
   Stars anywhere else are refused with an explanation.
 
-Heavy imports (the CloudFiles facade, tqdm, sqlite3) happen inside functions, so
-``cloudfiles --help`` stays quick.
+Heavy third-party imports (tqdm, sqlite3) happen inside functions, so ``cloudfiles --help``
+stays quick.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
+
+from .. import paths
+from ..cloudfiles import CloudFiles
+from ..exceptions import CloudFilesError
 
 # -- errors -------------------------------------------------------------------------------------
 
@@ -70,8 +74,6 @@ class CommandGroup(click.Group):
 
 def describe_error(error: BaseException) -> str:
     """One line naming the path and the cause."""
-    from ..exceptions import CloudFilesError
-
     if isinstance(error, OSError) and error.filename and error.strerror:
         return f"{error.filename}: {error.strerror}"
     text = str(error) or type(error).__name__
@@ -157,8 +159,6 @@ class PathSpec:
 
 def parse_path(arg: str) -> PathSpec:
     """Parse a path argument; CLIError (naming it) if it does not parse."""
-    from .. import paths
-
     try:
         cloudpath = paths.normalize(arg)
         extracted = paths.extract(cloudpath)
@@ -190,9 +190,7 @@ def parse_path(arg: str) -> PathSpec:
     return spec
 
 
-def cloudfiles(cloudpath: str, **kwargs: Any) -> Any:
-    from .. import CloudFiles
-
+def cloudfiles(cloudpath: str, **kwargs: Any) -> CloudFiles:
     return CloudFiles(cloudpath, **kwargs)
 
 
@@ -302,8 +300,6 @@ def read_stdin_paths() -> list[str]:
 def group_stdin_paths(lines: list[str]) -> list[tuple[str, list[str]]]:
     """Full cloudpaths -> ``[(root, keys)]``: one group per bucket (or local disk), rooted at the
     deepest directory the group's paths share, so relative structure is kept."""
-    from .. import paths
-
     groups: dict[str, list[str]] = {}
     for line in lines:
         try:
@@ -455,11 +451,6 @@ def make_bar(show: bool, total: int | None, desc: str) -> Bar | NoBar:
 def library_progress(bar: Bar | NoBar) -> Any:
     """The ``progress=`` argument to hand the library for ``bar``."""
     return bar if isinstance(bar, Bar) else False
-
-
-def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), max(1, size)):
-        yield items[i : i + size]
 
 
 def prune_empty_dirs(path: str, include_top: bool = True) -> None:

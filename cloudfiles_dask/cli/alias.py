@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .. import _dirs, paths
 from ._common import CLIError, CommandGroup
 
 
@@ -24,8 +25,6 @@ def alias() -> None:
 
 
 def _load() -> None:
-    from .. import paths
-
     try:
         paths.update_aliases_from_file()
     except ValueError as e:
@@ -43,8 +42,6 @@ def alias_add(name: str, host: str) -> None:
       cloudfiles alias add minio s3://https://minio.example.com:9000/
       cloudfiles alias add lab s3://http://10.0.0.5:9000
     """
-    from .. import _dirs, paths
-
     _load()
     if name in paths.OFFICIAL_ALIASES:
         raise CLIError(f"{name} is an official alias and cannot be replaced")
@@ -66,8 +63,6 @@ def alias_ls() -> None:
     Examples:
       cloudfiles alias ls
     """
-    from .. import paths
-
     _load()
     if not paths.ALIASES:
         click.echo("No aliases.")
@@ -86,8 +81,6 @@ def alias_rm(name: str) -> None:
     Examples:
       cloudfiles alias rm minio
     """
-    from .. import _dirs, paths
-
     _load()
     if name in paths.OFFICIAL_ALIASES:
         raise CLIError(f"{name} is an official alias and cannot be removed")

@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from . import _parallel
+from .._engine import distribute
+from .._iteration import batched
 from ._common import (
     CLIError,
     PathSpec,
@@ -34,6 +35,7 @@ from ._common import (
     write_bytes,
     write_lines,
 )
+from .listing_db import list_into_sqlite
 
 # -- ls -----------------------------------------------------------------------------------------
 
@@ -94,8 +96,6 @@ def ls(cloudpath: str, shortpath: bool, flat: bool, expr: bool, with_size: bool,
     if sqlite_db is not None:
         if len(expressions) > 1:
             raise CLIError("--sqlite lists one cloudpath; it cannot be combined with -e expansions")
-        from .listing_db import list_into_sqlite
-
         spec = parse_path(expressions[0])
         kwargs = _no_auth_kwargs(spec, no_auth)
         root, prefix, flat_, suffix = listing_params(spec, flat, **kwargs)
@@ -183,15 +183,18 @@ def rm(ctx: click.Context, paths: tuple[str, ...], recursive: bool, progress: bo
                 warn(f"skipping directory {join(r.root, skipped)} (use -r to remove it)")
         groups = [(r.root, r.keys) for r in resolved]
     total = sum(len(keys) for _, keys in groups)
-    with make_bar(progress, total, "Deleting") as bar, _parallel.Pool(parallel) as pool:
+    with make_bar(progress, total, "Deleting") as bar, \
+            distribute.ProcessExecutor(parallel) as executor:
         for root, keys in groups:
             if not keys:
                 continue
-            if parallel > 1 and len(keys) > 1 and _parallel.crosses_processes(root):
-                size = _parallel.chunk_size(len(keys), parallel, cap=block_size)
-                pool.map_chunks(_parallel.DELETE, (root,), keys, size, {}, bar)
+            cf = cloudfiles(root)
+            if parallel > 1 and len(keys) > 1 and cf.config.crosses_processes:
+                size = distribute.batch_size_for(len(keys), parallel, cap=block_size)
+                distribute.run_batches(executor, distribute.delete_batch, batched(keys, size),
+                                       cf.config, on_done=lambda batch, count: bar.add(count))
             else:
-                cloudfiles(root).delete(keys, progress=library_progress(bar))
+                cf.delete(keys, progress=library_progress(bar))
     for r in resolved or []:
         if not r.spec.local:
             continue

@@ -14,6 +14,9 @@ from typing import Any
 
 import click
 
+from .. import CloudFiles, clear_memory
+from ..dask import transfer
+
 
 def _dataset(count: int, seed: int) -> dict[str, bytes]:
     """``count`` files of mixed kinds and sizes: JSON-ish text, CSV rows and random binary."""
@@ -52,8 +55,6 @@ def _on_dask(src: Any, dest: Any, workers: int, progress: bool, count: int, nbyt
     except ImportError:
         click.echo("  (Dask step skipped: pip install 'cloudfiles-dask[dask]')")
         return False
-    from ..dask import transfer
-
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=2, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
@@ -92,8 +93,6 @@ def demo(count: int, workdir: str | None, codec: str, threads: int, progress: bo
       cloudfiles demo --workdir /tmp/cfdemo
       cloudfiles demo --dask-workers 4
     """
-    from .. import CloudFiles, clear_memory
-
     own_dir = workdir is None
     root = tempfile.mkdtemp(prefix="cloudfiles-demo-") if own_dir else os.path.abspath(workdir)
     try:

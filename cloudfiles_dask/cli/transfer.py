@@ -27,7 +27,10 @@ from typing import Any
 
 import click
 
-from . import _parallel
+from .. import paths
+from .._engine import distribute
+from .._engine.jobs import TransferOptions
+from .._iteration import batched
 from ._common import (
     CLIError,
     Resolved,
@@ -122,10 +125,14 @@ def refuse_moves_onto_themselves(jobs: list[Job]) -> None:
     raise CLIError(f"{same[0]}{more}: source and destination are the same file; nothing was moved")
 
 
-def execute(jobs: list[Job], *, move: bool, parallel: int, progress: bool, options: dict[str, Any]) -> int:
+def execute(jobs: list[Job], *, move: bool, parallel: int, progress: bool, options: TransferOptions,
+            part_bytes: int, no_sign_request: bool) -> int:
+    """Run the planned jobs; with ``parallel > 1`` a job's pairs are spread over that many
+    processes (the engine's distribute seam), unless one side lives in this process (mem://)."""
     total = sum(len(job.pairs) for job in jobs)
     done = 0
-    with make_bar(progress, total, "Moving" if move else "Copying") as bar, _parallel.Pool(parallel) as pool:
+    with make_bar(progress, total, "Moving" if move else "Copying") as bar, \
+            distribute.ProcessExecutor(parallel) as executor:
         for job in jobs:
             if not job.pairs:
                 continue
@@ -133,28 +140,37 @@ def execute(jobs: list[Job], *, move: bool, parallel: int, progress: bool, optio
                 bar.add(len(job.pairs))
                 done += len(job.pairs)
                 continue
-            if parallel > 1 and len(job.pairs) > 1 and _parallel.crosses_processes(job.src, job.dest):
-                fn = _parallel.MOVE if move else _parallel.TRANSFER
-                size = _parallel.chunk_size(len(job.pairs), parallel, cap=1000)
-                done += pool.map_chunks(fn, (job.src, job.dest), job.pairs, size, options, bar)
+            src = cloudfiles(job.src, no_sign_request=no_sign_request)
+            dst = cloudfiles(job.dest, composite_upload_threshold=part_bytes)
+            if parallel > 1 and len(job.pairs) > 1 and src.config.crosses_processes \
+                    and dst.config.crosses_processes:
+                done += _spread(executor, job.pairs, src.config, dst.config, move, options, bar)
+            elif move:
+                done += src.moves(dst, job.pairs, block_size=options.block_size,
+                                  progress=library_progress(bar))
             else:
-                src = cloudfiles(job.src, no_sign_request=options["no_sign_request"])
-                dst = cloudfiles(job.dest, composite_upload_threshold=options["part_bytes"])
-                if move:
-                    done += src.moves(dst, job.pairs, block_size=options["block_size"], progress=library_progress(bar))
-                else:
-                    done += src.transfer_to(
-                        dst, paths=job.pairs, block_size=options["block_size"],
-                        reencode=options["reencode"], progress=library_progress(bar),
-                    )
+                done += src.transfer_to(dst, paths=job.pairs, block_size=options.block_size,
+                                        reencode=options.reencode, progress=library_progress(bar))
             if move:
                 _prune_sources(job)
     return done
 
 
-def _local_path(cloudpath: str) -> str | None:
-    from .. import paths
+def _spread(executor: distribute.ProcessExecutor, pairs: list[tuple[str, str]], src: Any, dst: Any,
+            move: bool, options: TransferOptions, bar: Any) -> int:
+    """One job's pairs in batches over the command's processes; how many files were written."""
+    batches = batched(pairs, distribute.batch_size_for(len(pairs), executor.slots))
+    if move:
+        moved = distribute.run_batches(executor, distribute.move_batch, batches, src, dst,
+                                       options.block_size,
+                                       on_done=lambda batch, count: bar.add(count))
+        return sum(moved)
+    copied = distribute.run_batches(executor, distribute.transfer_batch, batches, src, dst, options,
+                                    on_done=lambda batch, result: bar.add(*result))
+    return sum(files for files, _ in copied)
 
+
+def _local_path(cloudpath: str) -> str | None:
     extracted = paths.extract(cloudpath)
     return extracted.path if extracted.protocol == "file" else None
 
@@ -258,9 +274,9 @@ def cp(ctx: click.Context, sources: tuple[str, ...], destination: str, recursive
         _to_stdout(sources, recursive, no_sign_request)
         return
     jobs = plan(sources, destination, recursive=recursive, verb="copied", no_sign_request=no_sign_request)
-    options = {"block_size": block_size, "reencode": reencode_of(compression), "part_bytes": part_bytes,
-               "no_sign_request": no_sign_request}
-    execute(jobs, move=False, parallel=parallel_of(ctx), progress=progress, options=options)
+    options = TransferOptions(block_size=block_size, reencode=reencode_of(compression))
+    execute(jobs, move=False, parallel=parallel_of(ctx), progress=progress, options=options,
+            part_bytes=part_bytes, no_sign_request=no_sign_request)
 
 
 _MV_EPILOG = """
@@ -302,6 +318,6 @@ def mv(ctx: click.Context, sources: tuple[str, ...], destination: str, progress:
     """
     jobs = plan(sources, destination, recursive=True, verb="moved", no_sign_request=no_sign_request)
     refuse_moves_onto_themselves(jobs)
-    options = {"block_size": block_size, "reencode": None, "part_bytes": part_bytes,
-               "no_sign_request": no_sign_request}
-    execute(jobs, move=True, parallel=parallel_of(ctx), progress=progress, options=options)
+    execute(jobs, move=True, parallel=parallel_of(ctx), progress=progress,
+            options=TransferOptions(block_size=block_size), part_bytes=part_bytes,
+            no_sign_request=no_sign_request)

@@ -1,25 +1,18 @@
 """``cloudfiles xfer init | execute | status``: resumable transfers on a sqlite ledger.
 
-Built on :class:`cloudfiles_dask.resumable.ResumableTransfer` (imported only when used).
+Built on :class:`cloudfiles_dask.resumable.ResumableTransfer`.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import click
 
+from .. import paths
+from ..resumable import ResumableTransfer
 from ._common import CLIError, CommandGroup, parse_path
 from .transfer import COMPRESSION_CHOICES, reencode_of
-
-
-def _transfer_class() -> Any:
-    try:
-        from ..resumable import ResumableTransfer
-    except ImportError as e:
-        raise CLIError(f"resumable transfers are not available in this installation ({e})") from None
-    return ResumableTransfer
 
 
 @click.group(cls=CommandGroup)
@@ -37,8 +30,6 @@ def xfer() -> None:
 
 def _keys_from_txt(txt: str, source: str) -> list[str]:
     """Lines of ``txt``: keys relative to SOURCE, or full paths under it (made relative)."""
-    from .. import paths
-
     root = source.rstrip("/") + "/"
     keys = []
     with open(txt, encoding="utf-8") as handle:
@@ -80,7 +71,7 @@ def xfer_init(source: str, destination: str, db_path: str, compression: str, txt
         if spec.wildcard:
             raise CLIError(f"{spec.arg}: xfer takes directories, not wildcards")
     keys = _keys_from_txt(txt, src.dirpath) if txt else None
-    with _transfer_class()(db_path) as rt:
+    with ResumableTransfer(db_path) as rt:
         rt.init(src.dirpath, dest.dirpath, paths=keys, reencode=reencode_of(compression))
         status = rt.status()
     click.echo(f"{db_path}: {status.get('total', 0)} files planned from {src.dirpath} to {dest.dirpath}")
@@ -105,7 +96,7 @@ def xfer_execute(db_path: str, progress: bool, lease_msec: int, block_size: int,
       cloudfiles xfer execute job.db --progress
       cloudfiles xfer execute job.db --lease-msec 60000 -b 500   # on each of several machines
     """
-    with _transfer_class()(db_path, lease_msec=lease_msec) as rt:
+    with ResumableTransfer(db_path, lease_msec=lease_msec) as rt:
         rt.execute(progress=progress, block_size=block_size)
         status = rt.status()
         click.echo(f"{db_path}: {status.get('finished', 0)} of {status.get('total', 0)} files transferred")
@@ -124,7 +115,7 @@ def xfer_status(db_path: str) -> None:
     Examples:
       cloudfiles xfer status job.db
     """
-    with _transfer_class()(db_path) as rt:
+    with ResumableTransfer(db_path) as rt:
         status = rt.status()
     for key in ("source", "dest", "reencode", "total", "finished", "remaining", "leased"):
         if key in status:

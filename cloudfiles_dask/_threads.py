@@ -1,6 +1,9 @@
-"""Run one function over many work units: on the calling thread, OS threads, or gevent greenlets.
+"""The thread runner: one function over many work units, on the calling thread, OS threads, or
+gevent greenlets. Ground: imports nothing of the package. The engine runs every call's units
+with it; backends fan the parts of one object out with the :class:`ThreadRunner` their options
+carry (they never import this module), so no backend starts threads of its own.
 
-Rules (see ARCHITECTURE.md, "Concurrency rules of thumb"):
+Rules (see docs/architecture.md, "Concurrency"):
 - one unit, or a concurrency of 0 or 1, runs on the calling thread: no pool cost;
 - the thread count is clamped to the number of units when that number is known;
 - workers pull from the shared input iterator, so a generator of any length is consumed lazily
@@ -16,7 +19,7 @@ Rules (see ARCHITECTURE.md, "Concurrency rules of thumb"):
   the start-up cost saved on every call, this keeps thread creation and exit out of long runs:
   on CPython before 3.11.9 (gh-106883) a thread starting or exiting while another thread runs
   ``sys._current_frames()`` (Dask's worker profiler does, 100 times a second) can deadlock the
-  whole process, and a Dask worker running many batches used to start threads for each one.
+  whole process, so a Dask worker must not start threads per batch.
 """
 
 from __future__ import annotations
@@ -75,6 +78,39 @@ def run(
     if green:
         return _run_green(fn, units, concurrency)
     return _run_threads(fn, units, concurrency, stop or threading.Event())
+
+
+class ThreadRunner:
+    """What a backend is given (``BackendOptions.runner``) to fan the parts of one call out:
+    :meth:`run` on this module's reusable threads, or on greenlets for a green CloudFiles."""
+
+    __slots__ = ("green",)
+
+    def __init__(self, green: bool = False):
+        self.green = bool(green)
+
+    def __repr__(self) -> str:
+        return f"ThreadRunner(green={self.green})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ThreadRunner) and other.green == self.green
+
+    def __hash__(self) -> int:
+        return hash(self.green)
+
+    def __reduce__(self) -> tuple:
+        return ThreadRunner, (self.green,)
+
+    @staticmethod
+    def patched() -> bool:
+        """True under gevent's monkey-patching, where parts gain nothing from more greenlets
+        than the calls already running: a backend then runs them one by one."""
+        return gevent_active()
+
+    def run(self, fn: Callable[[T], R], units: Iterable[T], concurrency: int,
+            stop: threading.Event | None = None) -> list[R]:
+        """:func:`run` with this runner's kind of workers."""
+        return run(fn, units, concurrency, self.green, stop)
 
 
 def _raise_first(errors: list[BaseException]) -> None:
