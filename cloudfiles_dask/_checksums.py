@@ -66,6 +66,29 @@ def part_md5s(data: Any, part_size: int) -> list[bytes]:
     return digests
 
 
+MiB = 1024 * 1024
+
+
+def multipart_etag(data: Any, part_size: int) -> str:
+    """The ETag S3 gives an object uploaded in parts of ``part_size`` bytes: the md5 of the
+    parts' md5s, ``-`` and the number of parts (empty data: one empty part, as S3 stores it)."""
+    digests = part_md5s(data, part_size) or [hashlib.md5(b"", usedforsecurity=False).digest()]
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
+def candidate_part_sizes(size: int, parts: int, hint: int | None = None,
+                         unrounded: bool = True) -> list[int]:
+    """Part sizes that uploaders commonly use, most likely first: a hint, 8 MiB (boto3, aws cli),
+    15 MiB (s3cmd), and the size split evenly into ``parts``, rounded up to a whole MiB (and,
+    with ``unrounded``, not rounded)."""
+    candidates = [hint] if hint else []
+    candidates += [8 * MiB, 15 * MiB]
+    if parts:
+        even = -(-size // parts)
+        candidates += [-(-even // MiB) * MiB, even] if unrounded else [-(-even // MiB) * MiB]
+    return [c for i, c in enumerate(candidates) if c and c > 0 and c not in candidates[:i]]
+
+
 def new_digest(crc: bool) -> Any:
     """A hasher for the bytes of a read as they arrive: crc32c, or md5 (for md5 and ETag checks)."""
     return crc32c_hasher() if crc else hashlib.md5(usedforsecurity=False)

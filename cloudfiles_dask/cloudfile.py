@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 from . import paths as _paths
 from ._engine import jobs
 from .cloudfiles import CloudFiles
+from .monitoring import TransmissionMonitor
 from .progress import make_progress
 
 
@@ -75,7 +77,8 @@ class CloudFile:
     # -- reads -------------------------------------------------------------------------------------------
     def get(self, ranges: list[Any] | None = None, raw: bool = False) -> Any:
         """The whole file (None if missing); with ``ranges`` (``{"start", "end"}`` dicts or
-        slices), a list with the bytes of each range, in order."""
+        slices), a list of ``CloudFiles.get`` result dicts, one per range, in order (as the
+        original; each dict's ``content`` holds that range's bytes)."""
         if ranges is None:
             return self.cf.get(self.filename, raw=raw)
         requests = []
@@ -83,11 +86,14 @@ class CloudFile:
             if isinstance(r, slice):
                 if r.step not in (None, 1):
                     raise ValueError(f"Byte ranges cannot have a step: {r!r}")
-                start, end = r.start, r.stop
+                requests.append({"path": self.filename, "start": r.start, "end": r.stop})
             else:
-                start, end = r.get("start"), r.get("end")
-            requests.append({"path": self.filename, "start": start, "end": end})
-        return [res["content"] for res in self.cf.get(requests, raw=raw)]
+                requests.append({"path": self.filename, **r})
+        return self.cf.get(requests, raw=raw)
+
+    def get_acl(self) -> Any:
+        """The file's access control (see :meth:`CloudFiles.get_acl`)."""
+        return self.cf.get_acl(self.filename)
 
     def __getitem__(self, key: slice) -> bytes | None:
         if not isinstance(key, slice) or key.step not in (None, 1):
@@ -138,7 +144,8 @@ class CloudFile:
         self._forget()
         self.cf.touch(self.filename)
 
-    def transfer_to(self, cloudpath: str, reencode: Any = None, resumable: bool = False) -> int:
+    def transfer_to(self, cloudpath: str, reencode: Any = None,
+                    resumable: bool = False) -> TransmissionMonitor:
         """Copy this file to the full cloudpath ``cloudpath`` (ending in ``/``: same name there).
         The stored encoding is kept unless ``reencode`` names another (False: decoded).
         ``resumable``: see :meth:`CloudFiles.transfer_to`."""
@@ -146,7 +153,8 @@ class CloudFile:
         return self.cf.transfer_to(dest_dir, paths=[(self.filename, dest_name)], reencode=reencode,
                                    resumable=resumable)
 
-    def transfer_from(self, cloudpath: str, reencode: Any = None, resumable: bool = False) -> int:
+    def transfer_from(self, cloudpath: str, reencode: Any = None,
+                      resumable: bool = False) -> TransmissionMonitor:
         """Replace this file with a copy of the file at ``cloudpath``."""
         self._forget()
         src_dir, src_name = _split(cloudpath, self.filename)
@@ -200,6 +208,6 @@ def dl(cloudpaths: Any, raw: bool = False, progress: Any = False, **kwargs: Any)
             for res in CloudFiles(bucket, **kwargs).get(requests, raw=raw, progress=bar):
                 index, unit = res["tags"]
                 res["tags"] = unit.tags
-                res["fullpath"] = unit.path
+                res["fullpath"] = posixpath.join(bucket, res["path"])
                 results[index] = res
     return results

@@ -15,7 +15,10 @@ from . import paths as _paths
 from ._engine import distribute, jobs, ops
 from ._engine.config import CloudFilesConfig, process_backend, refuse_elsewhere, resolve_parallel
 from ._engine.jobs import PutOptions, TransferOptions
+from ._engine.legacy import InterfaceAdapter
 from ._iteration import batched
+from .lib import jsonify
+from .monitoring import IOEnum, TransmissionMonitor
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -23,12 +26,6 @@ if TYPE_CHECKING:
     from .progress import Progress
 
 _JSON_TYPE = "application/json"
-
-
-def _dumps(content: Any) -> bytes:
-    import orjson
-
-    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
 def _loads(data: bytes | None) -> Any:
@@ -161,8 +158,10 @@ class CloudFiles:
     def sep(self) -> str:
         return os.sep if self.protocol == "file" else "/"
 
-    def _runner(self, progress: Any, total: int | None, desc: str) -> ops.Runner:
-        return self._config.runner(self.progress if progress is None else progress, total, desc)
+    def _runner(self, progress: Any, total: int | None, desc: str,
+                recording: TransmissionMonitor | None = None) -> ops.Runner:
+        return self._config.runner(self.progress if progress is None else progress, total, desc,
+                                   recording)
 
     def _parallel(self, parallel: int | None) -> int:
         return self.parallel if parallel is None else resolve_parallel(parallel)
@@ -187,33 +186,48 @@ class CloudFiles:
         parallel: int | None = None,
         return_dict: bool = False,
         raise_errors: bool = True,
+        part_size: int | None = None,
+        return_recording: bool = False,
     ) -> Any:
         """Download and decode.
 
         A key (str, or ``{"path", "start", "end", "tags"}`` dict) gives its bytes, or None if it
         does not exist. An iterable gives a list of ``{path, content, byte_range, error, compress,
-        raw, tags}`` dicts in input order; with ``return_dict=True`` a ``{path: content}`` dict.
-        ``start``/``end`` follow Python slice rules (end exclusive, negatives count from the end)
-        on the *stored* bytes, so a range of a compressed object needs ``raw=True``.
-        ``raise_errors=False`` stores each item's exception in ``error`` instead of raising.
+        raw, tags}`` dicts in input order; with ``return_dict=True`` a ``{path: content}`` dict
+        (for one key too). ``start``/``end`` follow Python slice rules (end exclusive, negatives
+        count from the end) on the *stored* bytes, so a range of a compressed object needs
+        ``raw=True``. ``raise_errors=False`` stores each item's exception in ``error`` instead of
+        raising. ``part_size``: the part size of objects uploaded in parts of an unusual size,
+        to check their multipart ETags. ``return_recording=True`` returns ``(result,
+        TransmissionMonitor)``: the record of every object's flight.
         """
+        recording = TransmissionMonitor(IOEnum.RX) if return_recording else None
         if not jobs.is_many(paths):
-            return ops.get_one(self.backend, jobs.read_unit(paths), raw)["content"]
+            unit = jobs.read_unit(paths)
+            if recording is None:
+                content = ops.get_one(self.backend, unit, raw, part_size)["content"]
+            else:
+                with self._runner(False, 1, "Downloading", recording) as runner:
+                    content = ops.get_many(self.backend, [unit], raw, runner, True, part_size)[0]["content"]
+            result = {unit.path: content} if return_dict else content
+            return (result, recording) if recording is not None else result
         raise_errors = raise_errors or return_dict
         total = jobs.known_length(paths, total)
-        with self._runner(progress, total, "Downloading") as runner:
+        with self._runner(progress, total, "Downloading", recording) as runner:
             parallel = self._parallel(parallel)
             if parallel > 1:
                 batches = self._in_processes(parallel, distribute.get_batch, paths, total,
-                                             runner.progress, raw, raise_errors)
-                results = list(itertools.chain.from_iterable(batches))
+                                             runner.progress, raw, raise_errors, part_size,
+                                             recording is not None)
+                results = list(itertools.chain.from_iterable(found for found, _ in batches))
+                recording = _merged(recording, [record for _, record in batches])
             else:
                 units = map(jobs.read_unit, paths)
                 units = list(units) if total is not None else units
-                results = ops.get_many(self.backend, units, raw, runner, raise_errors)
+                results = ops.get_many(self.backend, units, raw, runner, raise_errors, part_size)
         if return_dict:
-            return {r["path"]: r["content"] for r in results}
-        return results
+            results = {r["path"]: r["content"] for r in results}
+        return (results, recording) if recording is not None else results
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):
@@ -264,6 +278,22 @@ class CloudFiles:
         total = jobs.known_length(paths, total)
         with self._runner(progress, total, desc) as runner:
             return ops.per_key(self.backend, fn, paths, runner)
+
+    def get_acl(self, paths: Any, total: int | None = None, progress: Any = None,
+                return_recording: bool = False) -> Any:
+        """``{key: access control}`` (one key or many, as the original): S3's GetObjectAcl answer,
+        GCS's ACL entries, a local file's mode bits, None on mem:// and for missing files."""
+        keys = paths if jobs.is_many(paths) else [paths]
+        recording = TransmissionMonitor(IOEnum.RX) if return_recording else None
+        total = jobs.known_length(keys, total)
+        with self._runner(progress, total, "Fetching ACLs", recording) as runner:
+            acls = ops.per_key(self.backend, self.backend.get_acl, keys, runner)
+        return (acls, recording) if recording is not None else acls
+
+    def _get_connection(self) -> InterfaceAdapter:
+        """The original's storage-interface object, for code that reached below the public API
+        (``get_file``, ``put_file``, ``files_exist``, mem://'s ``_data``, ...)."""
+        return InterfaceAdapter(self.backend)
 
     def subtree_size(self, prefix: str | Iterable[str] = "") -> dict[str, int]:
         """``{"N": number of files, "num_bytes": their stored size}`` under one or more prefixes."""
@@ -329,8 +359,10 @@ class CloudFiles:
         progress: Any = None,
         parallel: int | None = None,
         storage_class: str | None = None,
-    ) -> int:
-        """Upload many files; returns how many were written.
+        return_recording: bool = False,
+    ) -> Any:
+        """Upload many files; returns how many were written (with ``return_recording=True``,
+        ``(count, TransmissionMonitor)``).
 
         ``files`` holds ``(path, content)`` pairs and/or dicts ``{path, content, content_type,
         compress, compression_level, cache_control, storage_class, raw}`` whose fields override the
@@ -345,17 +377,22 @@ class CloudFiles:
                              storage_class, raw)
         total = jobs.known_length(files, total)
         parallel = self._parallel(parallel)
-        with self._runner(progress, total, "Uploading") as runner:
+        recording = TransmissionMonitor(IOEnum.TX) if return_recording else None
+        with self._runner(progress, total, "Uploading", recording) as runner:
             if parallel > 1:
                 if total is not None:
                     files = list(files)
                     _ = list(jobs.unique_put_units(files, options))  # refused before any write
-                return sum(self._in_processes(parallel, distribute.put_batch, files, total,
-                                              runner.progress, options))
-            units = jobs.unique_put_units(files, options)
-            if total is not None:
-                units = list(units)  # validates every item before the first write
-            return ops.put_many(self.backend, units, runner)
+                batches = self._in_processes(parallel, distribute.put_batch, files, total,
+                                             runner.progress, options, recording is not None)
+                written = sum(count for count, _ in batches)
+                recording = _merged(recording, [record for _, record in batches])
+            else:
+                units = jobs.unique_put_units(files, options)
+                if total is not None:
+                    units = list(units)  # validates every item before the first write
+                written = ops.put_many(self.backend, units, runner)
+        return (written, recording) if recording is not None else written
 
     def put(
         self,
@@ -396,7 +433,7 @@ class CloudFiles:
         """Serialise ``content`` with orjson and upload it as application/json."""
         return self.put(
             path,
-            _dumps(content),
+            jsonify(content),
             content_type=_JSON_TYPE,
             compress=compress,
             compression_level=compression_level,
@@ -415,7 +452,8 @@ class CloudFiles:
         progress: Any = None,
         parallel: int | None = None,
         storage_class: str | None = None,
-    ) -> int:
+        return_recording: bool = False,
+    ) -> Any:
         """:meth:`puts` for JSON-serialisable contents (application/json; cache_control honoured)."""
         if jobs.is_single_put(files):
             files = [files]
@@ -423,10 +461,10 @@ class CloudFiles:
         def serialised() -> Iterator[Any]:
             for item in files:
                 if isinstance(item, dict):
-                    yield {**item, "content": _dumps(item["content"]), "content_type": _JSON_TYPE}
+                    yield {**item, "content": jsonify(item["content"]), "content_type": _JSON_TYPE}
                 else:
                     path, content = item
-                    yield {"path": path, "content": _dumps(content), "content_type": _JSON_TYPE}
+                    yield {"path": path, "content": jsonify(content), "content_type": _JSON_TYPE}
 
         return self.puts(
             serialised(),
@@ -439,6 +477,7 @@ class CloudFiles:
             progress=progress,
             parallel=parallel,
             storage_class=storage_class,
+            return_recording=return_recording,
         )
 
     def delete(self, paths: Any, total: int | None = None, progress: Any = None, parallel: int | None = None) -> int:
@@ -456,9 +495,11 @@ class CloudFiles:
     def __delitem__(self, key: str) -> None:
         self.delete(key)
 
-    def touch(self, paths: Any, progress: Any = None, total: int | None = None) -> None:
+    def touch(self, paths: Any, progress: Any = None, total: int | None = None,
+              nocopy: bool = False) -> None:
         """Create missing files empty. On file:// and mem:// existing files get a new mtime; object
-        stores leave existing objects untouched (refreshing them would cost a copy each)."""
+        stores leave existing objects untouched (refreshing them would cost a copy each, so
+        ``nocopy``, which asks for exactly that, changes nothing; the original ignores it too)."""
         if not jobs.is_many(paths):
             paths = [paths]
         ops.require_writable(self.backend)
@@ -478,8 +519,10 @@ class CloudFiles:
         allow_missing: bool = False,
         progress: Any = None,
         resumable: bool = False,
-    ) -> int:
-        """Copy files from here to ``cf_dest`` (a CloudFiles or cloudpath); returns files written.
+    ) -> TransmissionMonitor:
+        """Copy files from here to ``cf_dest`` (a CloudFiles or cloudpath); returns the record of
+        the transfer (a TransmissionMonitor, as the original; ``.files`` is how many files were
+        written, one flight each).
 
         ``paths`` (default: everything listed here) holds keys, ``(src, dest)`` pairs or
         ``{"path", "dest_path"}`` dicts. The stored encoding is kept when ``reencode`` is None (the
@@ -512,19 +555,22 @@ class CloudFiles:
         allow_missing: bool = False,
         progress: Any = None,
         resumable: bool = False,
-    ) -> int:
+    ) -> TransmissionMonitor:
         """Copy files from ``cf_src`` to here; see :meth:`transfer_to`."""
         options = TransferOptions(block_size, reencode, content_type, allow_missing, resumable)
         return self._transfer(_as_cloudfiles(cf_src), paths, options, progress)
 
-    def _transfer(self, src: CloudFiles, paths: Any, options: TransferOptions, progress: Any) -> int:
+    def _transfer(self, src: CloudFiles, paths: Any, options: TransferOptions,
+                  progress: Any) -> TransmissionMonitor:
         if paths is None:
             paths = src.list()
         elif not jobs.is_many(paths):
             paths = [paths]
         total = jobs.known_length(paths)
-        with self._runner(progress, total, "Transferring") as runner:
-            return ops.transfer(src.backend, self.backend, jobs.transfer_pairs(paths), runner, options)
+        recording = TransmissionMonitor(IOEnum.TX)
+        with self._runner(progress, total, "Transferring", recording) as runner:
+            ops.transfer(src.backend, self.backend, jobs.transfer_pairs(paths), runner, options)
+        return recording
 
     def move(self, src: str, dest: str) -> int:
         """Move key ``src`` to the full cloudpath ``dest``."""
@@ -557,8 +603,8 @@ class CloudFiles:
         return (os.path.basename if self.protocol == "file" else posixpath.basename)(path)
 
     def abspath(self, path: str) -> str:
-        """The full cloudpath of key ``path``."""
-        return posixpath.join(self.cloudpath.rstrip("/") + "/", path)
+        """The full cloudpath of key ``path`` (protocol path: without a format prefix)."""
+        return self.sep.join((_paths.asprotocolpath(self._config.root).rstrip(self.sep), path))
 
     @property
     def lock_dir(self) -> str | None:
@@ -570,6 +616,14 @@ class CloudFiles:
     def clear_locks(self) -> int:
         """Delete every lock file in the lock directory; returns how many were removed."""
         return _locks.clear_locks(_locks.resolve_lock_dir(self._config.lock_dir))
+
+
+def _merged(recording: TransmissionMonitor | None,
+            records: list[TransmissionMonitor | None]) -> TransmissionMonitor | None:
+    """The records of a call's batches as one (None when the call records nothing)."""
+    if recording is None:
+        return None
+    return TransmissionMonitor.merge([recording, *(record for record in records if record is not None)])
 
 
 def _as_cloudfiles(value: CloudFiles | str) -> CloudFiles:

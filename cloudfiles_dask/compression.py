@@ -481,13 +481,55 @@ def _transcode_items(
         bar.close()
 
 
+# -- one codec by name (the original's helpers) -------------------------------------------------
+
+
+def gzip_compress(content: BytesLike | str, compresslevel: int | None = None) -> bytes:
+    """gzip ``content`` (level 9 unless given; libdeflate when installed): ``compress(content,
+    "gzip", compresslevel)``."""
+    return compress(content, "gzip", compresslevel)  # type: ignore[return-value]
+
+
+def gunzip(content: BytesLike) -> bytes:
+    """Decode a gzip stream (all its members): ``decompress(content, "gzip")``.
+    DecompressionError if it is empty, not gzip, corrupt or truncated."""
+    return decompress(content, "gzip")
+
+
+def brotli_compress(content: BytesLike | str, quality: int | None = None) -> bytes:
+    """Brotli-compress ``content`` (quality 5 unless given): ``compress(content, "br", quality)``."""
+    return compress(content, "br", quality)  # type: ignore[return-value]
+
+
+def brotli_decompress(content: BytesLike) -> bytes:
+    """Decode brotli data: ``decompress(content, "br")``; DecompressionError if it is not."""
+    return decompress(content, "br")
+
+
+def zstd_compress(content: BytesLike | str, level: int | None = None) -> bytes:
+    """zstd-compress ``content`` (level 3 unless given): ``compress(content, "zstd", level)``."""
+    return compress(content, "zstd", level)  # type: ignore[return-value]
+
+
+def zstd_decompress(content: BytesLike) -> bytes:
+    """Decode zstd data (all frames): ``decompress(content, "zstd")``; DecompressionError if
+    it is empty, not zstd, corrupt or truncated."""
+    return decompress(content, "zstd")
+
+
 __all__ = [
     "COMPRESSION_TYPES",
     "ENCODING_SUFFIXES",
     "SUFFIX_ENCODINGS",
     "SUFFIX_ORDER",
+    "brotli_compress",
+    "brotli_decompress",
     "compress",
     "decompress",
+    "gunzip",
+    "gzip_compress",
     "normalize_encoding",
     "transcode",
+    "zstd_compress",
+    "zstd_decompress",
 ]

@@ -20,7 +20,7 @@ name); it is not listed and is harmless.
     >>> rt.execute(progress=True)        # run this in as many processes as you like
     >>> rt.status()["remaining"]
     0
-    >>> rt.cleanup()                     # explicit: finishing never deletes the ledger
+    >>> rt.close()                       # as the original: the finished job's ledger is deleted
 
 Ledger schema (format version 1)::
 
@@ -33,20 +33,38 @@ Ledger schema (format version 1)::
     stats     key TEXT PRIMARY KEY, value INTEGER: 'total' rows and 'finished' rows, kept in the
               same transactions as the rows they count, so counts never need COUNT(*).
 
+Ledgers written by the original ``cloud-files`` (its layout: ``xfermeta(id, source, dest,
+reencode, created)``, ``filelist(id, filename, finished, lease)``, ``stats(id, key, value)``) are
+detected when opened and migrated once, in place, into the layout above, in one transaction: a
+crash midway leaves the original ledger exactly as it was (still in its rollback journal mode), and
+the next open migrates it again. Each distinct ``filename`` becomes one row with ``src = dest =
+filename``, done if any of its rows was finished; leases are dropped (the original's lease clock
+is not ours); the original's ``reencode`` (NULL, ``'0'`` for False, ``'1'`` for True, or a codec
+name) becomes our encoding label. Stop the original's clients first: after the migration they can
+no longer read the ledger.
+
 Differences from the original ``cloudfiles.resumable_tools`` (deliberate):
 
-- Finishing never deletes the ledger (the original dropped it at the end of ``execute`` and at
-  ``close()``, breaking other clients still working). Deleting is explicit
-  (:meth:`ResumableFileSet.delete`, :meth:`ResumableTransfer.cleanup`) and refused while files
-  are unfinished.
+- :meth:`ResumableTransfer.close` deletes the ledger only once every file is done; while files
+  remain it keeps it and warns (``UserWarning`` naming how many). The original deleted it
+  unconditionally (also at the end of the CLI's ``xfer execute``), breaking other clients still
+  working and losing the job. Leaving a ``with ResumableTransfer(...)`` block only closes the
+  connection. :meth:`ResumableFileSet.delete` and :meth:`ResumableTransfer.cleanup` delete the
+  file, refused while files are unfinished unless ``force=True``.
 - ``init`` is atomic: the rows are staged in a private temporary table and published, together
   with the job description, in one transaction. A client killed during ``init`` leaves the
   ledger exactly as it was before (no job, or the previous rows), so running ``init`` again is
   always the fix; there is no half-written state to detect.
-- ``init`` on a ledger holding a different job refuses instead of wiping it; on the same job it
-  adds the new paths (a destination key already present is never added twice).
+- ``init`` (and ``ResumableFileSet.create``) on a ledger holding a different job refuses instead
+  of wiping it; on the same job it adds the new paths (a destination key already present is
+  never added twice).
 - Rows carry a destination key, so renames (``(src, dest)`` pairs, ``{"path", "dest_path"}``
-  dicts) survive resumption.
+  dicts) survive resumption. :meth:`ResumableFileSet.next` (and iterating a ResumableFileSet)
+  yields the key string for a file stored under its own name, as the original does, and the
+  ``(src, dest)`` pair for a renamed one; both are accepted by ``mark_finished``.
+- With ``lease_msec == 0``, :meth:`ResumableFileSet.next` walks the unfinished rows once (the
+  original handed the same unfinished rows out again and again); with a ``limit`` it yields at
+  most ``limit`` files (the original finished its last block).
 - With ``lease_msec > 0``, ``execute`` does not return while rows leased by other clients (live,
   or killed with an unexpired lease) are unfinished: it waits for them, so "execute returned"
   means "the job is complete".
@@ -58,6 +76,7 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -104,6 +123,9 @@ _SCHEMA = (
     "INSERT OR IGNORE INTO stats (key, value) VALUES ('total', 0), ('finished', 0)",
 )
 _TABLES = {"xfermeta", "filelist", "stats"}
+# The original cloud-files' ledger tables are renamed to this prefix inside the migrating
+# transaction, then dropped in the same transaction (never visible outside it).
+_MIGRATING = "cfdask_migrating_"
 
 
 def _now_ms() -> int:
@@ -155,6 +177,39 @@ def _pairs(items: Iterable[Any]) -> Iterator[tuple[str, str]]:
         yield src, dest
 
 
+def _table_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _is_original_layout(conn: sqlite3.Connection) -> bool:
+    """True for a ledger written by the original cloud-files: its ``xfermeta`` has a
+    ``reencode`` column and no ``version`` (ours has ``encoding`` and ``version``)."""
+    columns = _table_columns(conn, "xfermeta")
+    return "reencode" in columns and "version" not in columns
+
+
+def _original_encoding(value: Any) -> str:
+    """Our encoding label for the original's ``xfermeta.reencode``. That column has TEXT
+    affinity: None stays NULL (keep), False is stored as '0' (decode), True as '1' (gzip, as
+    the original's compressor reads True); anything else is a codec name."""
+    if value is None:
+        return _KEEP
+    text = str(value).strip().lower()
+    if text in ("0", "false"):
+        return _DECODE
+    if text in ("1", "true"):
+        return "gzip"
+    return encoding_label(text)
+
+
+def _file_ident(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class ResumableFileSet:
     """The ledger of one resumable transfer: a job description and one row per file.
 
@@ -179,6 +234,7 @@ class ResumableFileSet:
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
         self._checked = False
+        self._ident: tuple[int, int] | None = None  # (device, inode) of the file connected to
         # One connection per process, shared by this object's threads one operation at a time.
         self._lock = threading.RLock()
 
@@ -212,7 +268,14 @@ class ResumableFileSet:
             conn = sqlite3.connect(
                 self.db_path, timeout=BUSY_TIMEOUT_SEC, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.DatabaseError as e:
+            raise LedgerError(f"not a ResumableTransfer ledger: {self.db_path} ({e})") from e
+        try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SEC * 1000)}")
+            # Before WAL: an original ledger is migrated in its own (rollback) journal mode, so
+            # that a crash midway leaves that file exactly as the original left it.
+            if _is_original_layout(conn):
+                self._migrate_original(conn)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise LedgerError(
@@ -220,11 +283,80 @@ class ResumableFileSet:
                     f"it must live on a local filesystem."
                 )
             conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as e:
-            raise LedgerError(f"not a ResumableTransfer ledger: {self.db_path} ({e})") from e
+        except BaseException as e:
+            conn.close()
+            if isinstance(e, sqlite3.DatabaseError):
+                raise LedgerError(f"not a ResumableTransfer ledger: {self.db_path} ({e})") from e
+            raise
         self._conn = conn
         self._pid = os.getpid()
+        self._ident = _file_ident(self.db_path)
         return conn
+
+    # -- migrating a ledger of the original cloud-files ----------------------------------------------
+    def _migrate_original(self, conn: sqlite3.Connection) -> None:
+        """Rewrite an original cloud-files ledger into format version 1, in one transaction."""
+        import sqlite3
+
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if _is_original_layout(conn):  # not already done by a client that got here first
+                    self._migrate_original_locked(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise LedgerError(
+                f"Could not migrate {self.db_path}, a ledger of the original cloud-files ({e}); "
+                f"it was left as it was."
+            ) from e
+
+    def _migrate_original_locked(self, conn: sqlite3.Connection) -> None:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        row = None
+        if "filelist" in names and {"filename", "finished"} <= _table_columns(conn, "filelist"):
+            row = conn.execute("SELECT source, dest, reencode, created FROM xfermeta ORDER BY id LIMIT 1").fetchone()
+        if row is None:
+            raise LedgerError(
+                f"{self.db_path} is a ledger of the original cloud-files whose init never completed: "
+                f"it holds no job to resume (left as it was). Delete it and run init again."
+            )
+        source, dest, reencode, created = row
+        try:
+            encoding = _original_encoding(reencode)
+            source, dest = _cloudpath(source, "source"), _cloudpath(dest, "dest")
+        except Exception as e:
+            raise LedgerError(
+                f"Cannot migrate {self.db_path}, a ledger of the original cloud-files: its job "
+                f"({source!r} -> {dest!r}, reencode {reencode!r}) is not understood: {e}. It was "
+                f"left as it was."
+            ) from e
+        for table in sorted(names & _TABLES):
+            conn.execute(f"ALTER TABLE {table} RENAME TO {_MIGRATING}{table}")
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO xfermeta (id, source, dest, encoding, created, version) VALUES (1, ?, ?, ?, ?, ?)",
+            (source, dest, encoding, int(created) if created is not None else _now_ms(), LEDGER_VERSION),
+        )
+        self._copy_original_rows(conn)
+        for table in sorted(names & _TABLES):
+            conn.execute(f"DROP TABLE {_MIGRATING}{table}")
+
+    def _copy_original_rows(self, conn: sqlite3.Connection) -> None:
+        """Inside the migrating transaction: one row per distinct original filename (in the order
+        first inserted), done if any of its rows was finished, and the stats that count them."""
+        conn.execute(
+            "INSERT INTO filelist (src, dest, done) "
+            f"SELECT filename, filename, MAX(finished <> 0) FROM {_MIGRATING}filelist "
+            "GROUP BY filename ORDER BY MIN(id)"
+        )
+        total, done = conn.execute("SELECT COUNT(*), COALESCE(SUM(done), 0) FROM filelist").fetchone()
+        conn.execute("UPDATE stats SET value = ? WHERE key = 'total'", (total,))
+        conn.execute("UPDATE stats SET value = ? WHERE key = 'finished'", (done,))
 
     def _db(self) -> sqlite3.Connection:
         """The connection to an existing ledger, checked to hold the ledger tables."""
@@ -253,11 +385,8 @@ class ResumableFileSet:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(xfermeta)")}
         except sqlite3.DatabaseError as e:
             raise LedgerError(f"not a ResumableTransfer ledger: {self.db_path} ({e})") from e
-        if "version" not in columns:
-            raise LedgerError(
-                f"{self.db_path} is a ledger of the original cloud-files, whose format this "
-                f"library does not read; start a new ledger file."
-            )
+        if "version" not in columns:  # an original ledger is migrated on connect; not this one
+            raise LedgerError(f"not a ResumableTransfer ledger: {self.db_path} (xfermeta has no version)")
 
     @contextlib.contextmanager
     def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
@@ -493,17 +622,32 @@ class ResumableFileSet:
         rows.sort()
         return rows, lease
 
-    def next(self, limit: int | None = None, block_size: int = 200) -> Iterator[list[tuple[str, str]]]:
+    def next(self, limit: int | None = None, block_size: int = 200) -> Iterator[str | tuple[str, str]]:
+        """Yield unfinished files one at a time, as the original does: the key (``str``) of a
+        file stored under its own name, the ``(src, dest)`` pair of a renamed one (both are what
+        :meth:`mark_finished` takes). Rows are leased ``block_size`` at a time, each block when
+        its first file is about to be yielded; at most ``limit`` files in all (None or 0: no
+        limit). Stops when nothing is available (see :meth:`next_blocks`).
+        """
+        for block in self.next_blocks(limit, block_size):
+            for src, dest in block:
+                yield src if src == dest else (src, dest)
+
+    def next_blocks(self, limit: int | None = None, block_size: int = 200) -> Iterator[list[tuple[str, str]]]:
         """Yield blocks (lists of ``(src, dest)`` key pairs) of up to ``block_size`` rows, at most
-        ``limit`` rows in all, until no row is available. Mark them with :meth:`mark_finished`.
+        ``limit`` rows in all (None or 0: no limit), until no row is available. Mark them with
+        :meth:`mark_finished`.
 
         With ``lease_msec > 0`` each block is leased when it is yielded (see the class doc); the
         generator stops when nothing is free, even if rows leased by others are unfinished (it
         does not wait: :meth:`ResumableTransfer.execute` does). With ``lease_msec == 0`` it walks
         the unfinished rows once in id order.
         """
-        if block_size < 1:
-            raise ValueError(f"block_size must be >= 1, got {block_size!r}")
+        if not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be None or an int >= 0, got {limit!r}")
+        limit = limit or None
         handed = 0
         after = 0
         while limit is None or handed < limit:
@@ -566,7 +710,11 @@ class ResumableFileSet:
             conn.execute("UPDATE filelist SET lease = 0 WHERE done = 0 AND lease > 0")
         return int(held)
 
-    def __iter__(self) -> Iterator[tuple[str, str]]:
+    def __iter__(self) -> Iterator[str | tuple[str, str]]:
+        """``self.next()``, as in the original: the unfinished files, leased as they are handed out."""
+        return self.next()
+
+    def pending(self) -> Iterator[tuple[str, str]]:
         """The unfinished ``(src, dest)`` pairs in id order, read-only (nothing is leased)."""
         after = 0
         while True:
@@ -593,18 +741,28 @@ class ResumableFileSet:
 
         Refused with LedgerError while rows are unfinished (some possibly leased by clients still
         working), unless ``force=True``, which abandons the job. Make sure no other client still
-        has the ledger open: deleting it under a running client breaks that client.
+        has the ledger open: deleting it under a running client breaks that client. When the
+        ledger this object checked was meanwhile deleted by another client (the path is gone, or
+        names a new file), nothing is deleted.
         """
-        if not force:
-            remaining = self.remaining()
-            if remaining:
-                leased = self.num_leased()
-                raise LedgerError(
-                    f"Refusing to delete {self.db_path}: {remaining} file(s) are unfinished "
-                    f"({leased} leased by running clients). Finish the job first, or pass "
-                    f"force=True to abandon it."
-                )
-        self.close()
+        with self._lock:
+            if not force:
+                remaining = self.remaining()
+                if remaining:
+                    leased = self.num_leased()
+                    raise LedgerError(
+                        f"Refusing to delete {self.db_path}: {remaining} file(s) are unfinished "
+                        f"({leased} leased by running clients). Finish the job first, or pass "
+                        f"force=True to abandon it."
+                    )
+            connected = self._conn is not None and self._pid == os.getpid()
+            ident = self._ident if connected else None
+            self.close()
+            if ident is not None and _file_ident(self.db_path) != ident:
+                return
+            self._unlink()
+
+    def _unlink(self) -> None:
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.db_path + suffix)
@@ -675,6 +833,11 @@ class ResumableTransfer:
     @property
     def db_path(self) -> str:
         return self.fileset.db_path
+
+    @property
+    def rfs(self) -> ResumableFileSet:
+        """The ledger (the original's name for :attr:`fileset`)."""
+        return self.fileset
 
     @property
     def lease_msec(self) -> int:
@@ -808,8 +971,33 @@ class ResumableTransfer:
         self.fileset.delete(force=force)
 
     def close(self) -> None:
-        """Close the connection. The ledger stays on disk (delete it with :meth:`cleanup`)."""
-        self.fileset.close()
+        """Done with this job, as the original's ``close()``: once every file is done the ledger
+        is deleted (with its -wal/-shm files); while files remain (unfinished, or leased by
+        clients still working) it is kept, so the job can be resumed, with a ``UserWarning``
+        naming how many remain. The original deleted it in both cases. Closes the connection
+        either way; nothing happens when there is no ledger file. Leaving a ``with`` block only
+        closes the connection.
+        """
+        fs = self.fileset
+        if not os.path.exists(fs.db_path):
+            fs.close()
+            return
+        try:
+            remaining = fs.remaining()
+            if remaining == 0:
+                try:
+                    fs.delete()
+                    return
+                except LedgerError:  # files were added in between: keep it, and say so
+                    remaining = fs.remaining()
+        finally:
+            fs.close()
+        warnings.warn(
+            f"{fs.db_path}: {remaining} file(s) of the transfer remain unfinished, so the ledger "
+            f"is kept (run execute again to finish the job, or cleanup(force=True) to abandon it).",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def __len__(self) -> int:
         return len(self.fileset)
@@ -818,7 +1006,7 @@ class ResumableTransfer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.fileset.close()  # the connection only: see close()
 
 
 def _listed_relative(source: str, listed: str) -> Iterator[str]:

@@ -14,6 +14,12 @@ An explicit ``secrets=`` argument always wins over every file and variable.
 
 Nothing here logs, prints or puts a secret in an exception message. A CloudFiles pickles its
 ``secrets`` argument only when the user gave one explicitly; files are read again in each process.
+
+The directories are also module attributes, as in the original: :data:`CLOUD_VOLUME_DIR`,
+:data:`CLOUD_FILES_DIR` (str), :data:`CLOUD_FILES_LOCK_DIR` (str, or None when
+``$CLOUD_FILES_LOCK_DIR`` is unset), :data:`CLOUD_VOLUME_SECRETS_DIR` and
+:data:`CLOUD_FILES_SECRETS_DIR`. Each is read from the environment when it is looked up, so it
+always agrees with what the functions here use.
 """
 
 from __future__ import annotations
@@ -23,7 +29,43 @@ import json
 import os
 from typing import Any
 
-from ._dirs import cloud_files_dir, cloud_volume_dir
+from ._dirs import cloud_files_dir, cloud_volume_dir, lock_dir_from_env
+
+_DIRECTORIES = {
+    "CLOUD_VOLUME_DIR": cloud_volume_dir,
+    "CLOUD_FILES_DIR": cloud_files_dir,
+    "CLOUD_FILES_LOCK_DIR": lock_dir_from_env,
+    "CLOUD_VOLUME_SECRETS_DIR": lambda: os.path.join(cloud_volume_dir(), "secrets"),
+    "CLOUD_FILES_SECRETS_DIR": lambda: os.path.join(cloud_files_dir(), "secrets"),
+}
+
+__all__ = [
+    *_DIRECTORIES,
+    "aws_credentials",
+    "cave_credentials",
+    "cave_token",
+    "default_google_project_name",
+    "fingerprint",
+    "google_credentials",
+    "google_service_account",
+    "http_credentials",
+    "normalize_aws",
+    "parse_explicit",
+    "read_secret_file",
+    "secretpath",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The directory constants, read from the environment at each lookup (PEP 562)."""
+    try:
+        return _DIRECTORIES[name]()
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_DIRECTORIES))
 
 
 def secretpath(name: str) -> str:
@@ -105,14 +147,46 @@ def google_service_account(bucket: str | None = None) -> dict | None:
     return read_secret_file(*_prefixed(bucket, "google-secret.json"))
 
 
+def default_google_project_name() -> str | None:
+    """The ``project_id`` of the default ``google-secret.json``, or None if there is none."""
+    info = google_service_account(None)
+    return info.get("project_id") if info else None
+
+
+def google_credentials(bucket: str = "") -> tuple[str | None, Any]:
+    """``(project_id, credentials)`` from the service account in ``BUCKET-google-secret.json``
+    or ``google-secret.json``: google-auth ``service_account.Credentials`` (unscoped, as a
+    google-cloud-storage client expects them). ``(None, None)`` when there is no such file, which
+    leaves the choice to google's default credentials. ValueError (naming the file type, never
+    the key) if the file does not hold a usable service account."""
+    info = google_service_account(bucket or None)
+    if info is None:
+        return None, None
+    from google.oauth2 import service_account
+
+    try:
+        credentials = service_account.Credentials.from_service_account_info(info)
+    except Exception as e:  # the message could quote key material: name the type only
+        raise ValueError(
+            f"Cannot load the Google service account in a google-secret.json file: {type(e).__name__}"
+        ) from None
+    return info.get("project_id"), credentials
+
+
 def http_credentials(bucket: str | None = None) -> dict | None:
-    """``{"user", "password"}`` for HTTP basic auth, or None."""
+    """``{"user", "password"}`` for HTTP basic auth from ``[BUCKET-]http-secret.json``, or None."""
     return read_secret_file(*_prefixed(bucket, "http-secret.json"))
+
+
+def cave_credentials(server: str = "") -> dict | None:
+    """The JSON object (``{"token": ...}``) of ``SERVER-cave-secret.json``, else of
+    ``cave-secret.json``, or None when neither exists."""
+    return read_secret_file(*_prefixed(server or None, "cave-secret.json"))
 
 
 def cave_token(server: str | None = None) -> str | None:
     """The bearer token for a CAVE (``middleauth+https``) server, or None."""
-    found = read_secret_file(*_prefixed(server, "cave-secret.json"))
+    found = cave_credentials(server or "")
     return None if found is None else found.get("token")
 
 

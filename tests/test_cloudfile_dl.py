@@ -48,8 +48,11 @@ def test_put_get(fpath):
 def test_get_ranges_slices_and_dicts(fpath):
     f = CloudFile(fpath)
     f.put(DATA)
-    assert f.get(ranges=[slice(0, 3), {"start": 2, "end": 5}]) == [b"012", b"234"]
-    assert f.get(ranges=[slice(7, None), {"start": -2}, slice(None, 2)]) == [b"789", b"89", b"01"]
+    results = f.get(ranges=[slice(0, 3), {"start": 2, "end": 5}])  # result dicts, as the original
+    assert [(r["path"], r["byte_range"], r["content"]) for r in results] == [
+        ("f.bin", (0, 3), b"012"), ("f.bin", (2, 5), b"234")]
+    results = f.get(ranges=[slice(7, None), {"start": -2}, slice(None, 2)])
+    assert [r["content"] for r in results] == [b"789", b"89", b"01"]
     assert f.get(ranges=[]) == []
 
 
@@ -86,7 +89,7 @@ def test_put_with_compress_and_raw_get(fpath):
     f.put(COMPRESSIBLE, compress="gzip")
     assert f.get() == COMPRESSIBLE
     assert gzip.decompress(f.get(raw=True)) == COMPRESSIBLE
-    assert f.get(ranges=[slice(0, 2)], raw=True) == [b"\x1f\x8b"]
+    assert [r["content"] for r in f.get(ranges=[slice(0, 2)], raw=True)] == [b"\x1f\x8b"]
     with pytest.raises(DecompressionError):
         f.get(ranges=[slice(0, 2)])
 
@@ -193,7 +196,7 @@ def test_transfer_to(make_cloudpath, src_kind, dest_kind):
     src = CloudFile(make_cloudpath(src_kind) + "/a/src.bin")
     src.put(COMPRESSIBLE, compress="gzip")
     dest_root = make_cloudpath(dest_kind)
-    assert src.transfer_to(dest_root + "/b/dest.bin") == 1
+    assert src.transfer_to(dest_root + "/b/dest.bin").files == 1
     dest = CloudFile(dest_root + "/b/dest.bin")
     assert dest.get() == COMPRESSIBLE
     assert dest.get(raw=True) == src.get(raw=True)  # the encoding is kept
@@ -213,7 +216,7 @@ def test_transfer_from(make_cloudpath, src_kind, dest_kind):
     dest = CloudFile(make_cloudpath(dest_kind) + "/copy.bin", cache_meta=True)
     dest.put(b"old")
     assert dest.size() == 3
-    assert dest.transfer_from(src_path) == 1
+    assert dest.transfer_from(src_path).files == 1
     assert dest.get() == DATA
     assert dest.size() == 10  # the cache was forgotten
     assert CloudFile(src_path).exists() is True

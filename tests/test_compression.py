@@ -688,3 +688,56 @@ def test_direct_gzip_decoding_from_many_threads():
     with ThreadPoolExecutor(8) as pool:
         for _ in range(5):
             assert list(pool.map(lambda b: decompress(b, "gzip"), packed)) == payloads
+
+
+# ----------------------------------------------------------------------------------------------
+# the original's one-codec helpers: gzip_compress, gunzip, brotli_*, zstd_*
+
+ONE_CODEC_HELPERS = [
+    # compressor, decompressor, name of the level argument, default level, codec
+    (compression.gzip_compress, compression.gunzip, "compresslevel", 9, "gzip"),
+    (compression.brotli_compress, compression.brotli_decompress, "quality", 5, "br"),
+    (compression.zstd_compress, compression.zstd_decompress, "level", 3, "zstd"),
+]
+
+
+@pytest.mark.parametrize("compressor, decompressor, level_name, default, codec", ONE_CODEC_HELPERS)
+def test_one_codec_helpers(compressor, decompressor, level_name, default, codec):
+    assert list(inspect.signature(compressor).parameters) == ["content", level_name]
+    assert inspect.signature(compressor).parameters[level_name].default is None
+    assert list(inspect.signature(decompressor).parameters) == ["content"]
+
+    packed = compressor(TEXT)
+    assert isinstance(packed, bytes)
+    assert packed == compress(TEXT, codec, compress_level=default)
+    assert decompressor(packed) == TEXT
+    assert decompressor(bytearray(packed)) == TEXT
+    assert decompressor(memoryview(packed)) == TEXT
+    assert compressor(TEXT, **{level_name: 1}) == compress(TEXT, codec, compress_level=1)
+    assert decompressor(compressor(memoryview(NOISE))) == NOISE
+    assert decompressor(compressor(b"")) == b""
+    with pytest.raises(DecompressionError):
+        decompressor(b"")
+    with pytest.raises(DecompressionError):
+        decompressor(b"certainly not " + codec.encode())
+
+
+def test_one_codec_helpers_read_the_standard_formats():
+    assert compression.gunzip(gzip.compress(TEXT)) == TEXT
+    assert compression.gunzip(gzip.compress(b"a") + gzip.compress(b"b")) == b"ab"  # 2 members
+    assert compression.brotli_decompress(brotli.compress(TEXT, quality=11)) == TEXT
+    assert compression.zstd_decompress(zstandard.ZstdCompressor(level=19).compress(TEXT)) == TEXT
+    assert compression.zstd_decompress(zstd_stream_frame(TEXT)) == TEXT
+    assert gzip.decompress(compression.gzip_compress(TEXT, compresslevel=1)) == TEXT
+    assert brotli.decompress(compression.brotli_compress(TEXT, quality=11)) == TEXT
+    assert zstandard.ZstdDecompressor().decompress(compression.zstd_compress(TEXT, 19)) == TEXT
+    with pytest.raises(CompressionError):
+        compression.brotli_compress(TEXT, quality=99)
+
+
+def test_original_names_are_exported():
+    for name in ("COMPRESSION_TYPES", "compress", "decompress", "transcode", "normalize_encoding",
+                 "gzip_compress", "gunzip", "brotli_compress", "brotli_decompress",
+                 "zstd_compress", "zstd_decompress"):
+        assert name in compression.__all__
+        assert callable(getattr(compression, name)) or name == "COMPRESSION_TYPES"

@@ -29,7 +29,7 @@ from cloudfiles_dask._engine import integrity
 from cloudfiles_dask.backends import gcs
 from cloudfiles_dask.backends.base import PutMeta
 from cloudfiles_dask.exceptions import AuthorizationError, CRC32CIntegrityError, MD5IntegrityError
-from tests.servers.gcs import FakeGCSServer, RecordingProxy, Reply
+from tests.servers.gcs import FakeGCSServer, RecordingProxy, Reply, service_account
 
 PART_RE = re.compile(r"\.cfdask-part-[0-9a-f]{16}\.(\d+)\.(\d+)$")
 KiB = 1024
@@ -465,7 +465,7 @@ def test_server_side_copy(server, pbucket, proxy):
     src.put("a.txt", b"alpha" * 100, compress="gzip", content_type="text/plain")
     src.put("b.bin", b"beta")
     proxy.clear()
-    assert src.transfer_to(dest, ["a.txt", "b.bin"]) == 2
+    assert src.transfer_to(dest, ["a.txt", "b.bin"]).files == 2
     assert len(proxy.requests("POST", "/rewriteTo/")) == 2 and media_gets(proxy) == []
     assert dest.get("a.txt") == b"alpha" * 100 and dest.get("b.bin") == b"beta"
     assert dest.head("a.txt")["Content-Encoding"] == "gzip"
@@ -649,20 +649,6 @@ def test_explicit_anonymous_credentials(bucket):
     cf.put("x", b"hello")
     assert cf.get("x") == b"hello"
     assert "AnonymousCredentials" in cf.backend._c().source
-
-
-def service_account(project: str) -> dict:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    return {
-        "type": "service_account", "project_id": project, "private_key_id": "abc123",
-        "private_key": pem, "client_email": f"robot@{project}.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token",
-    }
 
 
 def test_credentials_resolution_order(tmp_path, monkeypatch):

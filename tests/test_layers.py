@@ -22,10 +22,11 @@ GROUND = {
     "cloudfiles_dask.secrets", "cloudfiles_dask._locks", "cloudfiles_dask._retry",
     "cloudfiles_dask.progress", "cloudfiles_dask._threads", "cloudfiles_dask._checksums",
     "cloudfiles_dask._iteration", "cloudfiles_dask._suffixes", "cloudfiles_dask.compression",
-    "cloudfiles_dask._md5lanes",
+    "cloudfiles_dask._md5lanes", "cloudfiles_dask.monitoring",
+    "cloudfiles_dask.lib", "cloudfiles_dask.typing",
 }
 FACES = {"cloudfiles_dask", "cloudfiles_dask.cloudfiles", "cloudfiles_dask.cloudfile",
-         "cloudfiles_dask.resumable"}
+         "cloudfiles_dask.resumable", "cloudfiles_dask.resumable_tools"}
 FACE_PACKAGES = ("cloudfiles_dask.cli", "cloudfiles_dask.dask", "cloudfiles_dask.jupyter")
 CONTRACT = "cloudfiles_dask.backends.base"
 RANKS = {"ground": 0, "backends": 1, "engine": 2, "faces": 3}

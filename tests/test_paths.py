@@ -29,11 +29,13 @@ def isolated_aliases(monkeypatch, tmp_path):
     """Point CLOUD_FILES_DIR at an empty directory and undo every alias change afterwards."""
     cfdir = tmp_path / "cloudfiles-dir"
     monkeypatch.setenv("CLOUD_FILES_DIR", str(cfdir))
-    saved = {name: dict(record) for name, record in paths.ALIASES.items()}
+    saved, saved_acls = dict(paths.ALIASES), dict(paths._ACLS)
     paths._clear_caches()
     yield cfdir
     paths.ALIASES.clear()
     paths.ALIASES.update(saved)
+    paths._ACLS.clear()
+    paths._ACLS.update(saved_acls)
     paths._clear_caches()
 
 
@@ -99,7 +101,7 @@ def test_allowed_formats_are_the_documented_ones():
 
 def test_default_format_is_precomputed():
     assert extract("s3://bucket/key").format == "precomputed"
-    assert extract("/tmp/x").format == "precomputed"
+    assert extract(normalize("/tmp/x")).format == "precomputed"
 
 
 @pytest.mark.parametrize("fmt", ["zarr2", "zarr3", "n5", "zarr", "precomputed"])
@@ -116,10 +118,12 @@ def test_neuroglancer_precomputed_tail_is_stripped():
 
 
 def test_format_tail_on_local_path(tmp_path):
-    assert extract(f"{tmp_path}/vol|zarr2:") == EP(
+    assert normalize(f"{tmp_path}/vol|zarr2:") == f"zarr2://file://{tmp_path}/vol"
+    assert extract(normalize(f"{tmp_path}/vol|zarr2:")) == EP(
         "zarr2", "file", None, f"{tmp_path}/vol", None, None
     )
-    assert normalize(f"{tmp_path}/vol|zarr2:") == f"zarr2://file://{tmp_path}/vol"
+    with pytest.raises(UnsupportedProtocolError):  # no protocol: extract needs normalize first
+        extract(f"{tmp_path}/vol|zarr2:")
 
 
 def test_matching_prefix_and_tail_are_accepted():
@@ -150,7 +154,7 @@ def test_base_protocols():
     assert set(paths.BASE_ALLOWED_PROTOCOLS) == {
         "gs", "s3", "file", "mem", "http", "https", "middleauth+https", "ngauth+https"
     }  # fmt: skip
-    assert set(paths.CLOUD_PROTOCOLS) == {"gs", "s3"}
+    assert set(paths.CLOUD_PROTOCOLS) == {"gs", "s3", "matrix", "tigerdata", "nokura"}
 
 
 @pytest.mark.parametrize("protocol", ["gs", "s3", "mem"])
@@ -225,11 +229,11 @@ def test_file_relative_to_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cwd = os.getcwd()
     assert extract("file://relative/x").path == os.path.join(cwd, "relative", "x")
-    assert extract("relative/x") == EP(
+    assert extract(normalize("relative/x")) == EP(
         "precomputed", "file", None, os.path.join(cwd, "relative/x"), None, None
     )
     assert extract("file://").path == cwd
-    assert extract("./a/../b").path == os.path.join(cwd, "b")
+    assert extract(normalize("./a/../b")).path == os.path.join(cwd, "b")
 
 
 def test_results_follow_the_current_directory(tmp_path, monkeypatch):
@@ -244,7 +248,7 @@ def test_results_follow_the_current_directory(tmp_path, monkeypatch):
 
 def test_tilde_expanded(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert extract("~/data").path == str(tmp_path / "data")
+    assert extract(normalize("~/data")).path == str(tmp_path / "data")
     assert extract("file://~/data/").path == str(tmp_path / "data")
     assert normalize("~/data") == f"file://{tmp_path}/data"
 
@@ -256,18 +260,18 @@ def test_pathlike_is_a_local_path(tmp_path):
 
 
 def test_windows_drive_paths():
-    assert extract("C:\\x\\y", windows=True) == EP(
+    assert extract("file://C:\\x\\y", windows=True) == EP(
         "precomputed", "file", None, "C:\\x\\y", None, None
     )
-    assert extract("file:///C:/x/y/", windows=True).path == "C:/x/y"
-    assert extract("file://D:\\data\\", windows=True).path == "D:\\data"
-    assert extract("C:\\", windows=True).path == "C:\\"
+    assert extract("file:///C:/x/y/", windows=True).path == "C:/x/y/"
+    assert extract("file://D:\\data\\", windows=True).path == "D:\\data\\"
+    assert extract("file://C:\\", windows=True).path == "C:\\"
     assert extract("zarr://file://C:\\vol", windows=True).format == "zarr"
 
 
 def test_windows_false_treats_drive_path_as_relative(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    ep = extract("C:\\x\\y", windows=False)
+    ep = extract("file://C:\\x\\y", windows=False)
     assert ep.protocol == "file"
     assert ep.path == os.path.join(os.getcwd(), "C:\\x\\y")
 
@@ -405,9 +409,11 @@ def test_asprotocolpath(path, protocolpath):
     assert extract(protocolpath)[1:] == extract(path)[1:]
 
 
-def test_ascloudpath_writes_only_non_default_formats():
+def test_ascloudpath_writes_the_format():
     assert paths.ascloudpath(extract("zarr3://gs://b/k")) == "zarr3://gs://b/k"
-    assert paths.ascloudpath(extract("precomputed://gs://b/k")) == "gs://b/k"
+    assert paths.ascloudpath(extract("precomputed://gs://b/k")) == "precomputed://gs://b/k"
+    assert paths.ascloudpath(extract("gs://b/k")) == "precomputed://gs://b/k"
+    assert paths.ascloudpath(EP(None, "gs", "b", "k", None, None)) == "gs://b/k"
     assert paths.ascloudpath(extract("gs://b/k|n5:")) == "n5://gs://b/k"
     assert paths.ascloudpath("graphene://https://h.org/x") == "graphene://https://h.org/x"
 
@@ -492,9 +498,13 @@ def test_to_https_protocol(path, url):
 
 def test_to_https_protocol_accepts_extracted_path():
     result = paths.to_https_protocol(extract("gs://b/k"))
-    assert isinstance(result, str)
-    assert result == "https://storage.googleapis.com/b/k"
-    assert paths.to_https_protocol(extract("mem://b/k")) == "mem://b/k"
+    assert isinstance(result, ExtractedPath)
+    assert result == extract("https://storage.googleapis.com/b/k")
+    assert paths.to_https_protocol(extract("zarr://matrix://b/k")) == EP(
+        "zarr", "https", None, "b/k", MATRIX, None
+    )
+    mem = extract("mem://b/k")
+    assert paths.to_https_protocol(mem) is mem
 
 
 def test_to_https_protocol_custom_alias():
@@ -566,8 +576,8 @@ def test_get_and_pop_protocol():
     assert paths.pop_protocol("gs://b/k") == ("gs", "b/k")
     assert paths.pop_protocol("middleauth+https://h.org/x") == ("middleauth+https", "h.org/x")
     assert paths.pop_protocol("rel/x") == (None, "rel/x")
-    with pytest.raises(UnsupportedProtocolError, match="bogus"):
-        paths.get_protocol("bogus://x")
+    assert paths.get_protocol("bogus://x") is None  # unknown, even after reading the alias file
+    assert paths.get_protocol("precomputed:///tmp/x") is None
 
 
 def test_service_provider():
@@ -590,9 +600,10 @@ def test_service_provider():
     ],
 )
 def test_official_aliases(name, host, acl):
-    assert paths.OFFICIAL_ALIASES[name]["host"] == host
-    assert paths.ALIASES[name]["host"] == host
-    assert paths.resolve_alias(name) == {"host": host, "acl": acl}
+    assert paths.OFFICIAL_ALIASES[name] == host
+    assert paths.ALIASES[name] == host
+    assert paths.resolve_alias(f"{name}://bucket/a") == (name, f"{host}bucket/a")
+    assert paths.alias_acl(name) == acl
     ep = extract(f"{name}://bucket/a/b/")
     assert ep == EP("precomputed", "s3", "bucket", "a/b/", host[len("s3://") : -1], name)
 
@@ -607,31 +618,29 @@ def test_official_aliases_cannot_be_overridden_or_removed(name):
         paths.remove_alias(name)
     with pytest.raises(ValueError):
         paths.remove_persistent_alias(name)
-    assert paths.resolve_alias(name)["host"] == paths.OFFICIAL_ALIASES[name]["host"]
+    assert paths.ALIASES[name] == paths.OFFICIAL_ALIASES[name]
 
 
 def test_official_alias_table_is_read_only():
     with pytest.raises(TypeError):
-        paths.OFFICIAL_ALIASES["matrix"] = {"host": "s3://https://evil.example.org/"}
+        paths.OFFICIAL_ALIASES["matrix"] = "s3://https://evil.example.org/"
 
 
-def test_resolve_alias_returns_a_copy():
-    record = paths.resolve_alias("matrix")
-    record["host"] = "s3://https://evil.example.org/"
-    assert paths.resolve_alias("matrix")["host"] == "s3://https://s3-hpcrc.rc.princeton.edu/"
+def test_resolve_alias_keeps_format_and_tail():
+    assert paths.resolve_alias("zarr://matrix://b/k") == ("matrix", f"zarr://s3://{MATRIX}/b/k")
+    assert paths.resolve_alias("matrix://b/k|n5:") == ("matrix", f"s3://{MATRIX}/b/k|n5:")
 
 
-def test_resolve_unknown_alias_raises():
-    with pytest.raises(UnsupportedProtocolError, match="nosuchalias"):
-        paths.resolve_alias("nosuchalias")
+@pytest.mark.parametrize("path", ["gs://b/k", "nosuchalias://b/k", "rel/x", "", "matrix"])
+def test_resolve_alias_without_an_alias(path):
+    assert paths.resolve_alias(path) == (None, path)
 
 
 def test_add_alias_appends_slash_and_parses():
     paths.add_alias("lab", "s3://https://minio.lab.org:9000", acl="private")
-    assert paths.resolve_alias("lab") == {
-        "host": "s3://https://minio.lab.org:9000/",
-        "acl": "private",
-    }
+    assert paths.ALIASES["lab"] == "s3://https://minio.lab.org:9000/"
+    assert paths.alias_acl("lab") == "private"
+    assert "lab" in paths.ALLOWED_PROTOCOLS
     ep = extract("zarr://lab://bkt/k")
     assert ep == EP("zarr", "s3", "bkt", "k", "https://minio.lab.org:9000", "lab")
     assert paths.asprotocolpath(ep) == "lab://bkt/k"
@@ -650,10 +659,13 @@ def test_add_alias_refuses_protocols_and_formats(name):
 @pytest.mark.parametrize(
     "name, host",
     [
-        ("ok", "https://x.example.org/"),  # not an s3:// host
-        ("ok", "s3://x.example.org/"),
-        ("ok", "s3://https://x.example.org/prefix/"),
         ("ok", "s3://https:///"),
+        ("ok", "not-a-host"),
+        ("ok", "nope://x/"),  # not a base protocol
+        ("ok", "matrix://bucket/"),  # an alias of an alias
+        ("ok", "zarr://gs://b/"),  # a format
+        ("ok", "gs://bad bucket/"),
+        ("ok", ""),
         ("ok", None),
         ("bad name", "s3://https://x.example.org/"),
         ("9lives", "s3://https://x.example.org/"),
@@ -725,7 +737,7 @@ def test_persistent_alias_keeps_other_entries_and_acl(isolated_aliases):
         "old": {"host": "s3://https://old.example.org/"},
         "new": {"host": "s3://https://new.example.org/", "acl": "public-read"},
     }
-    assert paths.resolve_alias("new")["acl"] == "public-read"
+    assert paths.alias_acl("new") == "public-read"
     paths.remove_persistent_alias("new")
     assert json.loads(alias_file(isolated_aliases).read_text()) == {
         "old": {"host": "s3://https://old.example.org/"}
@@ -782,7 +794,8 @@ def test_update_aliases_from_file(isolated_aliases):
         "short": {"host": "s3://https://short.example.org/", "acl": None},
         "full": {"host": "s3://https://full.example.org/", "acl": "private", "note": "kept"},
     }
-    assert paths.resolve_alias("matrix")["host"] == "s3://https://s3-hpcrc.rc.princeton.edu/"
+    assert paths.ALIASES["matrix"] == "s3://https://s3-hpcrc.rc.princeton.edu/"
+    assert paths.alias_acl("full") == "private"
     assert extract("full://b/k").host == "https://full.example.org"
 
 
@@ -793,7 +806,7 @@ def test_update_aliases_from_file(isolated_aliases):
         '{"gs": {"host": "s3://https://x.example.org/"}}',
         '{"zarr": {"host": "s3://https://x.example.org/"}}',
         '{"good": {"host": "s3://https://x.example.org/"}, "bad": {"nohost": 1}}',
-        '{"good": {"host": "s3://https://x.example.org/"}, "bad": {"host": "gs://x"}}',
+        '{"good": {"host": "s3://https://x.example.org/"}, "bad": {"host": "nope://x"}}',
     ],
 )
 def test_update_aliases_from_malformed_file(isolated_aliases, content):
@@ -821,10 +834,10 @@ def test_alias_file_not_read_for_known_protocols(isolated_aliases, monkeypatch):
         "matrix://b/k",
         "zarr2://gs://b/k",
     ]:
-        assert extract(path).protocol in paths.BASE_ALLOWED_PROTOCOLS
-        normalize(path)
+        assert extract(normalize(path)).protocol in paths.BASE_ALLOWED_PROTOCOLS
         paths.get_protocol(path)
-    paths.resolve_alias("nokura")
+    paths.resolve_alias("nokura://b/k")
+    paths.alias_acl("nokura")
     assert reads == []
 
     # an unknown protocol makes it look at the file, which is corrupt: the error says so
@@ -852,7 +865,7 @@ def test_get_protocol_and_resolve_alias_load_lazily(isolated_aliases):
     )
     assert paths.get_protocol("lazy2://b/k") == "lazy2"
     paths.remove_alias("lazy2")
-    assert paths.resolve_alias("lazy2")["host"] == "s3://https://l2.example.org/"
+    assert paths.resolve_alias("lazy2://b/k") == ("lazy2", "s3://https://l2.example.org/b/k")
 
 
 def test_import_does_not_read_alias_file(tmp_path):
@@ -943,4 +956,276 @@ def test_property_normalize_idempotent(text):
     except UnsupportedProtocolError:
         return
     assert normalize(once) == once
-    assert extract(once) == extract(text)
+    try:
+        direct = extract(text)
+    except UnsupportedProtocolError:  # no PROTOCOL://: a local path only normalize takes
+        assert extract(once).protocol == "file"
+    else:
+        assert extract(once) == direct
+
+
+# ----------------------------------------------------------------------------------------------
+# the original's grammar: extract needs a protocol, normalize takes local paths
+
+
+@pytest.mark.parametrize("bare", ["rel/x", "/tmp/x", "~/x", ".", "./x", "ou3bouqjsa fkj", "x|zarr:"])
+def test_extract_of_a_bare_path_raises_but_normalize_takes_it(bare, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnsupportedProtocolError) as info:
+        extract(bare)
+    assert repr(bare) in str(info.value) and "normalize" in str(info.value)
+    assert extract(normalize(bare)).protocol == "file"
+
+
+def test_extract_of_a_bare_drive_path_raises():
+    with pytest.raises(UnsupportedProtocolError):
+        extract("C:\\x\\y", windows=True)
+    assert extract("file://C:\\x\\y", windows=True).path == "C:\\x\\y"
+
+
+def test_normalize_takes_a_format_before_a_local_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert normalize("zarr:///tmp/x") == "zarr://file:///tmp/x"
+    assert normalize("zarr://rel/x") == f"zarr://file://{tmp_path}/rel/x"
+    with pytest.raises(UnsupportedProtocolError):
+        extract("zarr:///tmp/x")
+
+
+def test_cloudfiles_takes_relative_and_bare_local_paths(tmp_path, monkeypatch):
+    from cloudfiles_dask import CloudFiles
+
+    monkeypatch.chdir(tmp_path)
+    cf = CloudFiles("some/relative/path")
+    cf.put("k", b"v")
+    assert (tmp_path / "some" / "relative" / "path" / "k").read_bytes() == b"v"
+    assert CloudFiles(str(tmp_path / "some")).get("relative/path/k") == b"v"
+
+
+def test_the_originals_path_extraction_examples(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert extract("precomputed://gs://fafb-ffn1-1234567") == EP(
+        "precomputed", "gs", "fafb-ffn1-1234567", "", None, None
+    )
+    assert extract("file://seunglab-test/a/b") == EP(
+        "precomputed", "file", None, os.path.join(os.getcwd(), "seunglab-test/a/b"), None, None
+    )
+    for bad in ("s4://dataset/layer", "dataset/layer", "lucifer://bucket/dataset/layer/",
+                "gs://///", "ou3bouqjsa fkj aojsf oaojf ojsaf"):
+        with pytest.raises(UnsupportedProtocolError):
+            extract(bad)
+
+
+# ----------------------------------------------------------------------------------------------
+# get_any_protocol / pop_protocol / extract_format_protocol
+
+
+def test_get_any_protocol_takes_whatever_comes_first():
+    assert paths.get_any_protocol("zarr2://gs://b/k") == "zarr2"
+    assert paths.get_any_protocol("nope://x") == "nope"
+    assert paths.get_any_protocol("matrix://b/k") == "matrix"
+    assert paths.get_any_protocol("middleauth+https://h.org/a") == "middleauth+https"
+    assert paths.get_any_protocol("/tmp/x") is None
+    assert paths.get_any_protocol("") is None
+    assert paths.pop_protocol("zarr2://gs://b/k") == ("zarr2", "gs://b/k")
+    assert paths.pop_protocol("nope://x") == ("nope", "x")
+    assert paths.pop_protocol("") == (None, "")
+
+
+def test_get_protocol_skips_the_format_and_knows_aliases():
+    assert paths.get_protocol("graphene://https://h.org/x") == "https"
+    assert paths.get_protocol("gs://b/k|bogus:") == "gs"
+    assert paths.get_protocol("") is None
+    assert paths.get_protocol("lucifer://b") is None
+    paths.add_alias("lucifer", "mem://hell/")
+    assert paths.get_protocol("lucifer://b") == "lucifer"
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("gs://b/k", ("precomputed", "gs", None, "b/k", None)),
+        ("zarr2://gs://b/k", ("zarr2", "gs", None, "b/k", None)),
+        ("gs://b/k|zarr2:", ("zarr2", "gs", None, "b/k", None)),
+        ("gs://b/k|neuroglancer-precomputed:", ("precomputed", "gs", None, "b/k", None)),
+        ("file:///tmp/x/", ("precomputed", "file", None, "/tmp/x/", None)),
+        ("file://rel/x", ("precomputed", "file", None, "rel/x", None)),
+        ("rel/x", ("precomputed", None, None, "rel/x", None)),
+        ("", ("precomputed", None, None, "", None)),
+        ("nope://b/k", ("precomputed", None, None, "nope://b/k", None)),
+        ("matrix://b/k", ("precomputed", "s3", MATRIX, "b/k", "matrix")),
+        ("s3://https://h.org/b/k", ("precomputed", "s3", "https://h.org", "b/k", None)),
+        ("s3://b/k", ("precomputed", "s3", None, "b/k", None)),
+        ("https://h.org/a/b", ("precomputed", "https", "https://h.org", "a/b", None)),
+        ("http://h.org", ("precomputed", "http", "http://h.org", "", None)),
+        ("middleauth+https://h.org/a", ("precomputed", "middleauth+https", "https://h.org", "a", None)),
+        ("precomputed:///tmp/x", ("precomputed", None, None, "/tmp/x", None)),
+        ("x|zarr:", ("zarr", None, None, "x", None)),
+        ("gs://b/k|bogus:", ("precomputed", None, None, "bogus://gs://b/k", None)),
+        ("gs://///", ("precomputed", "gs", None, "///", None)),
+    ],
+)
+def test_extract_format_protocol(path, expected):
+    assert paths.extract_format_protocol(path) == expected
+
+
+def test_extract_format_protocol_without_defaults():
+    assert paths.extract_format_protocol("gs://b/k", allow_defaults=False) == (
+        None, "gs", None, "b/k", None
+    )
+    assert paths.extract_format_protocol("zarr://gs://b/k", allow_defaults=False)[0] == "zarr"
+    assert paths.extract_format_protocol("rel/x", allow_defaults=False) == (
+        None, None, None, "rel/x", None
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# rendering: the original's test_ascloudpath and test_to_https_protocol cases
+
+
+@pytest.mark.parametrize(
+    "ep, cloudpath",
+    [
+        (EP("precomputed", "gs", "my_bucket", "of/heaven", None, None), "precomputed://gs://my_bucket/of/heaven"),
+        (EP(None, "gs", "my_bucket", "of/heaven", None, None), "gs://my_bucket/of/heaven"),
+        (EP(None, "file", "my_bucket", "of/heaven", None, None), "file://my_bucket/of/heaven"),
+        (EP(None, "mem", "my_bucket", "of/heaven", None, None), "mem://my_bucket/of/heaven"),
+        (EP(None, "https", "my_bucket", "of/heaven", "https://some.domain.com", None),
+         "https://some.domain.com/my_bucket/of/heaven"),
+        (EP("graphene", "https", "my_bucket", "of/heaven", "https://some.domain.com", None),
+         "graphene://https://some.domain.com/my_bucket/of/heaven"),
+        (EP(None, "s3", "my_bucket", "of/heaven", "https://some.domain.com", None),
+         "s3://https://some.domain.com/my_bucket/of/heaven"),
+        (EP("precomputed", "s3", "my_bucket", "of/heaven", "https://some.domain.com", None),
+         "precomputed://s3://https://some.domain.com/my_bucket/of/heaven"),
+        (EP("zarr", "s3", "b", "k", None, "matrix"), "zarr://matrix://b/k"),
+    ],
+)
+def test_ascloudpath_of_extracted_paths(ep, cloudpath):
+    assert paths.ascloudpath(ep) == cloudpath
+
+
+def test_to_https_protocol_keeps_the_written_format_and_tail():
+    assert paths.to_https_protocol("precomputed://gs://b/k") == (
+        "precomputed://https://storage.googleapis.com/b/k"
+    )
+    assert paths.to_https_protocol("gs://b/k|zarr:") == "https://storage.googleapis.com/b/k|zarr:"
+    assert paths.to_https_protocol("nokura://b/k") == "https://c10s.pni.princeton.edu/b/k"
+    assert paths.to_https_protocol(EP(None, "gs", "b", "k", None, None)) == EP(
+        "precomputed", "https", None, "b/k", "https://storage.googleapis.com", None
+    )
+    file_ep = EP(None, "file", "b", "k", None, None)
+    assert paths.to_https_protocol(file_ep) is file_ep
+
+
+# ----------------------------------------------------------------------------------------------
+# aliases of any protocol
+
+
+@pytest.mark.parametrize(
+    "target, path, expected, rendered",
+    [
+        ("mem://example/", "hello", EP("precomputed", "mem", "example", "hello", None, "al"), "al://hello"),
+        ("mem://example", "", EP("precomputed", "mem", "example", "", None, "al"), "al://"),
+        ("gs://gbucket/pre", "k/l", EP("precomputed", "gs", "gbucket", "pre/k/l", None, "al"), "al://k/l"),
+        ("s3://mybucket/", "k", EP("precomputed", "s3", "mybucket", "k", None, "al"), "al://k"),
+        ("s3://http://localhost:9000/", "b/k",
+         EP("precomputed", "s3", "b", "k", "http://localhost:9000", "al"), "al://b/k"),
+        ("https://h.example.org/base/", "x/y",
+         EP("precomputed", "https", None, "base/x/y", "https://h.example.org", "al"), "al://x/y"),
+        ("file:///srv/data/", "sub/x", EP("precomputed", "file", None, "/srv/data/sub/x", None, "al"),
+         "al://sub/x"),
+    ],
+)
+def test_alias_to_any_protocol(target, path, expected, rendered):
+    paths.add_alias("al", target)
+    ep = extract(f"al://{path}")
+    assert ep == expected
+    assert paths.asprotocolpath(ep) == rendered
+    assert extract(paths.asprotocolpath(ep)) == ep  # it reads back to the same place
+    assert extract(paths.ascloudpath(ep)) == ep
+    assert normalize(f"al://{path}") == f"al://{path}"
+    assert paths.resolve_alias(f"al://{path}") == ("al", paths.ALIASES["al"] + path)
+    assert paths.service_provider(ep) == "al"
+    assert extract(f"zarr://al://{path}").format == "zarr"
+
+
+def test_alias_to_a_relative_directory_follows_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    paths.add_alias("here", "file://data")
+    ep = extract("here://x")
+    assert ep == EP("precomputed", "file", None, str(tmp_path / "data" / "x"), None, "here")
+    assert extract(paths.asprotocolpath(ep))[:5] == ep[:5]
+
+
+def test_alias_to_https_rewrites_through_the_target():
+    paths.add_alias("gcsal", "gs://gbucket/pre/")
+    paths.add_alias("s3al", "s3://mybucket/")
+    assert paths.to_https_protocol("gcsal://k") == "https://storage.googleapis.com/gbucket/pre/k"
+    assert paths.to_https_protocol("s3al://k") == "https://s3.amazonaws.com/mybucket/k"
+    assert paths.to_https_protocol(extract("s3al://k")) == extract("https://s3.amazonaws.com/mybucket/k")
+
+
+def test_alias_acl_and_allowed_protocols():
+    assert paths.alias_acl("nosuchalias") is None
+    assert "memal" not in paths.ALLOWED_PROTOCOLS
+    paths.add_alias("memal", "mem://m/", acl="private")
+    assert paths.alias_acl("memal") == "private"
+    assert paths.ALLOWED_PROTOCOLS[: len(paths.BASE_ALLOWED_PROTOCOLS)] == list(
+        paths.BASE_ALLOWED_PROTOCOLS
+    )
+    assert "memal" in paths.ALLOWED_PROTOCOLS
+    paths.add_alias("memal", "mem://m/")  # replaced without an ACL
+    assert paths.alias_acl("memal") is None
+    paths.remove_alias("memal")
+    assert "memal" not in paths.ALLOWED_PROTOCOLS
+
+
+def test_alias_file_constant_follows_env(isolated_aliases):
+    assert paths.ALIAS_FILE == str(alias_file(isolated_aliases))
+    assert "ALIAS_FILE" in dir(paths)
+    with pytest.raises(AttributeError):
+        paths.NO_SUCH_CONSTANT  # noqa: B018
+
+
+def test_persistent_alias_to_mem_reads_and_writes_there(isolated_aliases):
+    """The original's test_add_persistent_alias."""
+    from cloudfiles_dask import CloudFiles
+
+    paths.add_persistent_alias("example", "mem://example/")
+    assert json.loads(alias_file(isolated_aliases).read_text()) == {
+        "example": {"host": "mem://example/"}
+    }
+    cf = CloudFiles("example://hello")
+    assert cf.protocol == "mem"
+    cf.put("world", b"earth")
+    assert cf.get("world") == b"earth"
+    assert CloudFiles("mem://example/hello").get("world") == b"earth"
+    assert CloudFiles("mem://example/").get("hello/world") == b"earth"
+    assert cf.join(cf.cloudpath, "world") == "example://hello/world"
+    paths.remove_persistent_alias("example")
+    with pytest.raises(UnsupportedProtocolError):
+        CloudFiles("example://hello")
+
+
+def test_alias_to_a_local_directory_reads_and_writes_there(tmp_path):
+    from cloudfiles_dask import CloudFiles
+
+    paths.add_alias("disk", f"file://{tmp_path}/root")
+    cf = CloudFiles("disk://sub")
+    cf.put("k", b"v")
+    assert (tmp_path / "root" / "sub" / "k").read_bytes() == b"v"
+    assert list(CloudFiles("disk://").list()) == ["sub/k"]
+
+
+def test_update_persistent_aliases_is_update_aliases_from_file(isolated_aliases):
+    write_alias_file(isolated_aliases, json.dumps({"later": {"host": "mem://later/"}}))
+    assert paths.update_persistent_aliases() == {"later": {"host": "mem://later/", "acl": None}}
+    assert extract("later://k") == EP("precomputed", "mem", "later", "k", None, "later")
+
+
+def test_find_common_buckets_takes_bare_local_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    top, _, below = str(tmp_path).strip("/").partition("/")
+    groups = paths.find_common_buckets(["/srv/x/y", "rel/z"])
+    assert groups["file:///srv"] == [{"path": "x/y", "start": None, "end": None}]
+    assert groups[f"file:///{top}"] == [{"path": f"{below}/rel/z", "start": None, "end": None}]

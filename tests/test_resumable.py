@@ -21,6 +21,7 @@ import pytest
 
 from cloudfiles_dask import CloudFiles
 from cloudfiles_dask.resumable import LedgerError, ResumableFileSet, ResumableTransfer
+from tests.processes import stop_all
 
 REPO = str(Path(__file__).resolve().parents[1])
 
@@ -132,7 +133,7 @@ WORKER = textwrap.dedent(
         say(json.dumps({"added": n}))
     elif mode == "hold":
         fs = ResumableFileSet(db, lease_msec=args["lease_msec"])
-        block = next(fs.next(block_size=args["n"]))
+        block = next(fs.next_blocks(block_size=args["n"]))
         say(json.dumps({"held": [dest for _, dest in block]}))
         time.sleep(600)
     """
@@ -159,13 +160,7 @@ def worker(tmp_path):
         return proc
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
+    stop_all(procs)
 
 
 def read_line(proc: subprocess.Popen, timeout: float = 30.0) -> str:
@@ -233,7 +228,7 @@ def test_status_len_idempotent_and_ledger_survives(tmp_path, roots):
     assert rt.init(src, dest) == 120  # paths=None lists the source
     fs = rt.fileset
     assert (fs.total(), fs.finished(), fs.remaining(), fs.num_leased(), fs.available()) == (120, 0, 120, 0, 120)
-    assert sorted(dest for _, dest in fs) == sorted(files)
+    assert sorted(dest for _, dest in fs.pending()) == sorted(files)
 
     # Finish a part by hand (chunked statements: more keys than sqlite's 999 parameters are fine).
     first = sorted(files)[:50]
@@ -244,14 +239,17 @@ def test_status_len_idempotent_and_ledger_survives(tmp_path, roots):
     assert rt.execute() == 70  # only the unfinished ones
     assert rt.execute() == 0  # idempotent
     assert len(rt) == 0
-    rt.close()
-    assert os.path.exists(db)  # finishing (and closing) never deletes the ledger
+    with rt:
+        pass
+    assert os.path.exists(db)  # finishing (and leaving a with block) never deletes the ledger
     assert ResumableTransfer(db).status()["finished"] == 120
     assert pickle.loads(pickle.dumps(rt)).status()["finished"] == 120  # pickles by path
     assert sorted(CloudFiles(dest).list()) == sorted(files)[50:]  # marked by hand: not copied
     got = stored(dest, sorted(files)[50:])
     assert {k: v[0] for k, v in got.items()} == {k: files[k] for k in sorted(files)[50:]}
     ledger_consistent(db)
+    rt.close()  # the job is finished: close() deletes the ledger, as the original's does
+    assert not any(os.path.exists(db + s) for s in ("", "-wal", "-shm"))
 
 
 def test_init_twice_refuses_other_jobs_and_adds_paths(tmp_path, roots):
@@ -379,8 +377,11 @@ def test_clear_errors(tmp_path, roots):
         conn.execute("CREATE TABLE xfermeta (id INTEGER PRIMARY KEY, source TEXT, dest TEXT, reencode TEXT, created INTEGER)")
         conn.execute("CREATE TABLE filelist (id INTEGER PRIMARY KEY, filename TEXT, finished INTEGER, lease INTEGER)")
         conn.execute("CREATE TABLE stats (id INTEGER PRIMARY KEY, key TEXT, value INTEGER)")
-    with pytest.raises(LedgerError, match="original cloud-files"):
-        ResumableTransfer(original).status()
+    with pytest.raises(LedgerError, match="original cloud-files whose init never completed"):
+        ResumableTransfer(original).status()  # no job row: nothing to migrate
+    with sqlite3.connect(original) as conn:  # untouched
+        assert sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")) == [
+            "filelist", "stats", "xfermeta"]
 
     with pytest.raises(ValueError):
         ResumableTransfer(str(tmp_path / "x.db"), lease_msec=-1)
@@ -394,7 +395,7 @@ def test_cleanup_refuses_while_unfinished(tmp_path, roots):
     db = str(tmp_path / "job.db")
     rt = ResumableTransfer(db, lease_msec=60_000)
     rt.init(src, dest)
-    next(rt.fileset.next(block_size=5))  # someone holds 5 leases
+    next(rt.fileset.next_blocks(block_size=5))  # someone holds 5 leases
     with pytest.raises(LedgerError, match=r"25 file\(s\) are unfinished \(5 leased"):
         rt.cleanup()
     assert os.path.exists(db)
@@ -415,7 +416,7 @@ def test_zero_lease_retakes_rows_leased_by_others(tmp_path, roots):
     make_tree(src, 30, seed=9)
     db = str(tmp_path / "job.db")
     ResumableTransfer(db, lease_msec=60_000).init(src, dest)
-    held = next(ResumableFileSet(db, lease_msec=60_000).next(block_size=30))
+    held = next(ResumableFileSet(db, lease_msec=60_000).next_blocks(block_size=30))
     assert len(held) == 30
     start = time.monotonic()
     assert ResumableTransfer(db, lease_msec=0).execute() == 30  # leases mean nothing at 0
@@ -430,13 +431,13 @@ def test_fileset_next_limit_and_blocks(tmp_path, roots):
     fs.create(src, dest, "gzip")
     assert fs.insert(f"k{i}" for i in range(2500)) == 2500
     assert fs.metadata()["encoding"] == "gzip"
-    blocks = list(fs.next(limit=450, block_size=200))
+    blocks = list(fs.next_blocks(limit=450, block_size=200))
     assert [len(b) for b in blocks] == [200, 200, 50]
     assert fs.num_leased() == 450 and fs.available() == 2050
-    again = [pair for block in fs.next(block_size=1000) for pair in block]
+    again = [pair for block in fs.next_blocks(block_size=1000) for pair in block]
     assert len(again) == 2050  # never a row that is leased
     assert not set(again) & {pair for block in blocks for pair in block}
-    assert list(fs.next()) == []
+    assert list(fs.next_blocks()) == [] and list(fs.next()) == []
     assert fs.mark_finished(again) == 2050
     assert fs.release() == 450 and fs.available() == 450
     fs.close()

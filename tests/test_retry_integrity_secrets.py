@@ -18,6 +18,7 @@ import cloudfiles_dask
 from cloudfiles_dask import CloudFiles, _retry, secrets
 from cloudfiles_dask._engine import integrity
 from cloudfiles_dask.exceptions import CRC32CIntegrityError, MD5IntegrityError
+from tests.servers.gcs import service_account as service_account_info
 
 
 class Flaky:
@@ -313,3 +314,75 @@ def test_md5_lanes_kernel_each_cpu_variant(target, tmp_path):
     with open(tmp_path / "f", "rb") as f:
         assert kernel.md5_file_parts(f.fileno(), 5, 70_000, 16) == [
             hashlib.md5(data[5 + i * 70_000:5 + (i + 1) * 70_000]).digest() for i in range(16)]
+
+
+# -- the original's secrets surface: directory constants, google/cave/http credentials ---------
+
+
+def test_directory_constants_follow_the_environment(secret_dirs, monkeypatch, tmp_path):
+    volume, files = secret_dirs
+    assert secrets.CLOUD_VOLUME_DIR == str(volume.parent)
+    assert secrets.CLOUD_FILES_DIR == str(files.parent)
+    assert secrets.CLOUD_VOLUME_SECRETS_DIR == str(volume)
+    assert secrets.CLOUD_FILES_SECRETS_DIR == str(files)
+    monkeypatch.delenv("CLOUD_FILES_LOCK_DIR", raising=False)
+    assert secrets.CLOUD_FILES_LOCK_DIR is None  # the original's default: no override
+    monkeypatch.setenv("CLOUD_FILES_LOCK_DIR", str(tmp_path / "locks"))
+    assert secrets.CLOUD_FILES_LOCK_DIR == str(tmp_path / "locks")
+    monkeypatch.setenv("CLOUD_FILES_DIR", str(tmp_path / "elsewhere"))
+    assert secrets.CLOUD_FILES_DIR == str(tmp_path / "elsewhere")
+    namespace: dict = {}
+    exec("from cloudfiles_dask.secrets import *", namespace)
+    assert namespace["CLOUD_FILES_DIR"] == str(tmp_path / "elsewhere")
+    assert {"CLOUD_VOLUME_DIR", "CLOUD_FILES_LOCK_DIR", "google_credentials"} <= set(dir(secrets))
+    with pytest.raises(AttributeError):
+        secrets.NO_SUCH_DIR  # noqa: B018
+
+
+def test_cave_credentials(secret_dirs):
+    volume, files = secret_dirs
+    assert secrets.cave_credentials() is None
+    assert secrets.cave_credentials("example.org") is None
+    (files / "cave-secret.json").write_text(json.dumps({"token": "general"}))
+    assert secrets.cave_credentials() == {"token": "general"}
+    (volume / "example.org-cave-secret.json").write_text(json.dumps({"token": "specific"}))
+    assert secrets.cave_credentials("example.org") == {"token": "specific"}
+    assert secrets.cave_credentials("other.org") == {"token": "general"}
+    assert secrets.cave_token("example.org") == "specific"
+    assert secrets.cave_token() == "general"
+
+
+def test_http_credentials(secret_dirs):
+    volume, _ = secret_dirs
+    assert secrets.http_credentials() is None
+    (volume / "http-secret.json").write_text(json.dumps({"user": "u", "password": "p"}))
+    assert secrets.http_credentials() == {"user": "u", "password": "p"}
+
+
+def test_google_credentials(secret_dirs):
+    from google.oauth2 import service_account
+
+    volume, _ = secret_dirs
+    assert secrets.google_credentials() == (None, None)
+    assert secrets.google_credentials("bkt") == (None, None)
+    assert secrets.default_google_project_name() is None
+
+    (volume / "google-secret.json").write_text(json.dumps(service_account_info("general-project")))
+    project, credentials = secrets.google_credentials()
+    assert project == "general-project" and secrets.default_google_project_name() == project
+    assert isinstance(credentials, service_account.Credentials)
+    assert credentials.service_account_email == "robot@general-project.iam.gserviceaccount.com"
+
+    (volume / "bkt-google-secret.json").write_text(json.dumps(service_account_info("bucket-project")))
+    assert secrets.google_credentials("bkt")[0] == "bucket-project"
+    assert secrets.google_credentials("other")[0] == "general-project"
+    assert secrets.default_google_project_name() == "general-project"
+
+
+def test_google_credentials_error_does_not_leak_the_key(secret_dirs):
+    volume, _ = secret_dirs
+    (volume / "google-secret.json").write_text(json.dumps(
+        {"type": "service_account", "project_id": "p", "private_key": "SECRET-MATERIAL"}))
+    with pytest.raises(ValueError) as info:
+        secrets.google_credentials()
+    assert "SECRET-MATERIAL" not in str(info.value)

@@ -222,6 +222,8 @@ def check_destination(dest: CloudFiles, reencode, keys: dict[str, str] | None = 
         got = results[dest_key]
         assert got["error"] is None and got["content"] is not None, dest_key
         want_encoding = encoding if reencode is None else (None if reencode is False else "br")
+        if want_encoding is None and dest.protocol == "s3":
+            want_encoding = ""  # S3 reports no Content-Encoding as "", as the original does
         assert got["compress"] == want_encoding, (dest_key, got["compress"])
         assert compression.decompress(got["content"], got["compress"], dest_key) == DECODED[src_key], dest_key
         if reencode is None:
@@ -247,7 +249,7 @@ def test_transfer_matrix(servers, open_root, src_kind, dest_kind, reencode_id):
     if dest_kind == "file":
         tracemalloc.start()
         try:
-            written = src.transfer_to(dest, reencode=reencode)
+            written = src.transfer_to(dest, reencode=reencode).files
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -256,7 +258,7 @@ def test_transfer_matrix(servers, open_root, src_kind, dest_kind, reencode_id):
         elif src_kind != "mem":  # (mem:// hands out the stored object itself: nothing to copy)
             assert peak >= BIG_SIZE, f"{strategy}: only {peak / MiB:.2f} MiB traced"
     else:
-        written = src.transfer_to(dest, reencode=reencode)
+        written = src.transfer_to(dest, reencode=reencode).files
 
     assert written == len(SEED)
     assert sorted(dest.list()) == sorted(SEED)  # nothing else: no temporary, partial or part objects
@@ -295,7 +297,7 @@ def test_renames_missing_and_full_slice(servers, open_root, src_kind, dest_kind)
         {"path": "deep/a/b/c.txt"},
         "dir/with space.bin",
     ]
-    assert src.transfer_to(dest, paths=paths) == 4
+    assert src.transfer_to(dest, paths=paths).files == 4
     renames = {"renamed/one.txt": "plain.txt", "two.json": "dir/sub/data.json",
                "deep/a/b/c.txt": "deep/a/b/c.txt", "dir/with space.bin": "dir/with space.bin"}
     check_destination(dest, None, renames)
@@ -303,7 +305,7 @@ def test_renames_missing_and_full_slice(servers, open_root, src_kind, dest_kind)
 
     with pytest.raises(FileNotFoundError, match="ghost"):
         src.transfer_to(dest, paths=["empty", "ghost"])
-    assert dest.transfer_from(src, paths=[("ghost", "x/ghost"), "empty"], allow_missing=True) == 2
+    assert dest.transfer_from(src, paths=[("ghost", "x/ghost"), "empty"], allow_missing=True).files == 2
     assert dest.get("x/ghost") == b"" and dest.get("empty") == b""
 
     everything = open_root(dest_kind, "dest")
@@ -330,7 +332,7 @@ def test_s3_copy_needs_the_same_credentials_and_no_new_content_type(servers, ope
     for src, content_type in ((CloudFiles(src_path, secrets=other), None), (CloudFiles(src_path), "text/x-test")):
         dest = open_root("s3-moto", "dest")
         _clear_records(servers)
-        assert src.transfer_to(dest, paths=keys, content_type=content_type) == 2
+        assert src.transfer_to(dest, paths=keys, content_type=content_type).files == 2
         assert source_object_reads(servers, "s3-moto") == 2  # read here, then written
         check_destination(dest, None, {k: k for k in keys})
         if content_type:
@@ -342,5 +344,5 @@ def test_resumable_changes_nothing_but_downloads_to_file(servers, open_root):
     for src_kind, dest_kind in (("file", "s3-rclone"), ("s3-rclone", "s3-rclone"), ("s3-rclone", "gcs"),
                                 ("file", "file"), ("mem", "mem")):
         dest = open_root(dest_kind, "dest")
-        assert open_root(src_kind, "src").transfer_to(dest, resumable=True) == len(SEED)
+        assert open_root(src_kind, "src").transfer_to(dest, resumable=True).files == len(SEED)
         check_destination(dest, None)

@@ -29,6 +29,7 @@ from .. import secrets as _secrets
 from .._threads import ThreadRunner, resolve_green
 from ..backends.base import Backend, BackendOptions, backend_class, loaded_backend_classes
 from ..exceptions import ProcessBoundaryError
+from ..monitoring import TransmissionMonitor
 from ..paths import ExtractedPath
 from ..progress import make_progress
 from .ops import Runner
@@ -38,10 +39,11 @@ MAX_PROCESS_BACKENDS = 128
 
 
 def resolve_parallel(parallel: int | None) -> int:
-    """Processes for a ``parallel=`` argument: None is 1, 0 is one per core."""
-    if parallel is None:
+    """Processes for a ``parallel=`` argument: None (and a bool, which the original turned into
+    an int: True is 1) is 1, 0 is one per core."""
+    if parallel is None or isinstance(parallel, bool):
         return 1
-    if not isinstance(parallel, int) or isinstance(parallel, bool):
+    if not isinstance(parallel, int):
         raise TypeError(f"parallel must be an int, got {parallel!r}")
     if parallel < 0:
         raise ValueError(f"parallel must be >= 0 (0 means one process per core), got {parallel}")
@@ -141,9 +143,12 @@ class CloudFilesConfig:
         """A fresh backend for this configuration, in this process."""
         return self.backend_class(self.root, self._derived["options"])
 
-    def runner(self, progress: Any = False, total: int | None = None, desc: str = "") -> Runner:
-        """How the engine runs one call: this configuration's threads, progress to ``progress``."""
-        return Runner(self.num_threads, self.use_green, make_progress(progress, total, desc))
+    def runner(self, progress: Any = False, total: int | None = None, desc: str = "",
+               recording: TransmissionMonitor | None = None) -> Runner:
+        """How the engine runs one call: this configuration's threads, progress to ``progress``,
+        each unit's flight recorded in ``recording`` when one is given."""
+        return Runner(self.num_threads, self.use_green, make_progress(progress, total, desc),
+                      recording)
 
     # -- identity -----------------------------------------------------------------------------
     def shippable(self) -> CloudFilesConfig:

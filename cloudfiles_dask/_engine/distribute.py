@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import _threads
-from ..progress import ProgressEvent
+from ..monitoring import IOEnum, TransmissionMonitor
 from . import jobs, ops
 from .config import CloudFilesConfig, process_backend, refuse_elsewhere
 from .jobs import PutOptions, TransferOptions
@@ -195,17 +195,27 @@ def _first_key(batch: list[Any]) -> Any:
 
 
 # -- task functions: module-level, so they pickle by reference ---------------------------------
-def get_batch(items: list[Any], config: CloudFilesConfig, raw: bool, raise_errors: bool) -> list[dict]:
-    """``CloudFiles.get`` of many keys: the result dicts, in input order."""
-    with config.runner() as runner:
-        return ops.get_many(process_backend(config), list(map(jobs.read_unit, items)), raw,
-                            runner, raise_errors)
+def get_batch(items: list[Any], config: CloudFilesConfig, raw: bool, raise_errors: bool,
+              part_size: int | None = None, record: bool = False,
+              ) -> tuple[list[dict], TransmissionMonitor | None]:
+    """``CloudFiles.get`` of many keys: the result dicts, in input order, and the batch's
+    transfer record when ``record``."""
+    recording = TransmissionMonitor(IOEnum.RX) if record else None
+    with config.runner(recording=recording) as runner:
+        results = ops.get_many(process_backend(config), list(map(jobs.read_unit, items)), raw,
+                               runner, raise_errors, part_size)
+    return results, recording
 
 
-def put_batch(files: list[Any], config: CloudFilesConfig, options: PutOptions) -> int:
-    """``CloudFiles.puts``: how many files were written."""
-    with config.runner() as runner:
-        return ops.put_many(process_backend(config), jobs.unique_put_units(files, options), runner)
+def put_batch(files: list[Any], config: CloudFilesConfig, options: PutOptions,
+              record: bool = False) -> tuple[int, TransmissionMonitor | None]:
+    """``CloudFiles.puts``: how many files were written, and the batch's transfer record when
+    ``record``."""
+    recording = TransmissionMonitor(IOEnum.TX) if record else None
+    with config.runner(recording=recording) as runner:
+        written = ops.put_many(process_backend(config), jobs.unique_put_units(files, options),
+                               runner)
+    return written, recording
 
 
 def delete_batch(keys: list[str], config: CloudFilesConfig) -> int:
@@ -214,24 +224,14 @@ def delete_batch(keys: list[str], config: CloudFilesConfig) -> int:
         return ops.delete_many(process_backend(config), keys, runner)
 
 
-class _ByteTally:
-    """A progress sink inside a task: the bytes its batch moved."""
-
-    def __init__(self) -> None:
-        self.nbytes = 0
-
-    def __call__(self, event: ProgressEvent) -> None:
-        if event.kind == "advance":
-            self.nbytes += event.nbytes
-
-
 def transfer_batch(pairs: list[tuple[str, str]], src: CloudFilesConfig, dest: CloudFilesConfig,
-                   options: TransferOptions) -> tuple[int, int]:
-    """A transfer of ``(source key, destination key)`` pairs: ``(files written, bytes moved)``."""
-    tally = _ByteTally()
-    with dest.runner(tally) as runner:
-        written = ops.transfer(process_backend(src), process_backend(dest), pairs, runner, options)
-    return written, tally.nbytes
+                   options: TransferOptions) -> TransmissionMonitor:
+    """A transfer of ``(source key, destination key)`` pairs: its record (``.files`` written,
+    ``.total_bytes()`` moved), which the driver merges with the other batches'."""
+    recording = TransmissionMonitor(IOEnum.TX)
+    with dest.runner(recording=recording) as runner:
+        ops.transfer(process_backend(src), process_backend(dest), pairs, runner, options)
+    return recording
 
 
 def move_batch(pairs: list[tuple[str, str]], src: CloudFilesConfig, dest: CloudFilesConfig,

@@ -16,31 +16,20 @@ import hashlib
 import os
 import re
 
-from .._checksums import crc32c_b64, crc32c_hasher, md5_hex, part_md5s
+from .._checksums import (
+    MiB,
+    candidate_part_sizes,
+    crc32c_b64,
+    crc32c_hasher,
+    md5_hex,
+    multipart_etag,
+)
 from ..exceptions import CRC32CIntegrityError, IntegrityError, MD5IntegrityError
 
 __all__ = ["IntegrityError", "crc32c_b64", "matches", "matches_file", "md5_hex", "mismatch", "mismatch_file"]
 
-MiB = 1024 * 1024
 _PLAIN_ETAG = re.compile(r"^[0-9a-f]{32}$")
 _MULTIPART_ETAG = re.compile(r"^([0-9a-f]{32})-(\d+)$")
-
-
-def multipart_etag(data: bytes, part_size: int) -> str:
-    """The ETag S3 gives an object uploaded in parts of ``part_size`` bytes."""
-    digests = part_md5s(data, part_size) or [hashlib.md5(b"", usedforsecurity=False).digest()]
-    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
-
-
-def candidate_part_sizes(size: int, parts: int, hint: int | None = None) -> list[int]:
-    """Part sizes that tools commonly use: a hint, 8 MiB (boto3/aws cli), 15 MiB (s3cmd), and
-    the size split evenly into ``parts`` rounded up to a whole MiB (and unrounded)."""
-    candidates = [hint] if hint else []
-    candidates += [8 * MiB, 15 * MiB]
-    if parts:
-        even = -(-size // parts)
-        candidates += [-(-even // MiB) * MiB, even]
-    return [c for i, c in enumerate(candidates) if c and c not in candidates[:i]]
 
 
 def _whole_md5(expected: str, hash_type: str) -> str | None:

@@ -6,6 +6,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from ..lib import totalfn
+
+#: ``total`` if given, else ``len(value)`` when it has one, else None.
+known_length = totalfn
+
 _SCALARS = (str, bytes, dict)
 
 
@@ -14,15 +19,6 @@ def is_many(value: Any) -> bool:
     if isinstance(value, _SCALARS):
         return False
     return hasattr(value, "__iter__")
-
-
-def known_length(value: Any, total: int | None = None) -> int | None:
-    if total is not None:
-        return total
-    try:
-        return len(value)
-    except TypeError:
-        return None
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ Faces (CloudFiles, CloudFile, dl, the CLI, Dask) call these; these call only the
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
 from typing import Any
@@ -14,20 +15,25 @@ from .. import _retry, _threads, compression
 from .._iteration import batched
 from ..backends.base import Backend, Blob, PutMeta
 from ..exceptions import DecompressionError, ReadOnlyBackendError
+from ..monitoring import TransmissionMonitor
 from ..progress import Progress
 from . import integrity
 from .jobs import PutOptions, PutUnit, ReadUnit, TransferOptions
 
 
 class Runner:
-    """How to run work for one call: thread budget, green or not, and where progress goes."""
+    """How to run work for one call: thread budget, green or not, where progress goes, and the
+    transfer record (``recording``: a TransmissionMonitor, or None when nobody asked for one;
+    then recording costs one attribute test per unit)."""
 
-    __slots__ = ("num_threads", "green", "progress")
+    __slots__ = ("num_threads", "green", "progress", "recording")
 
-    def __init__(self, num_threads: int, green: bool, progress: Progress):
+    def __init__(self, num_threads: int, green: bool, progress: Progress,
+                 recording: TransmissionMonitor | None = None):
         self.num_threads = num_threads
         self.green = green
         self.progress = progress
+        self.recording = recording
 
     def __enter__(self) -> Runner:
         return self
@@ -62,9 +68,10 @@ def fetch(backend: Backend, unit: ReadUnit, part_size: int | None = None) -> Blo
     raise integrity.mismatch(backend.url(unit.path), blob.hash, blob.hash_type, blob.content)
 
 
-def get_one(backend: Backend, unit: ReadUnit, raw: bool) -> dict:
-    """Fetch one key; the result dict CloudFiles.get returns for it. Errors propagate."""
-    blob = fetch(backend, unit)
+def get_one(backend: Backend, unit: ReadUnit, raw: bool, part_size: int | None = None) -> dict:
+    """Fetch one key; the result dict CloudFiles.get returns for it. Errors propagate.
+    ``part_size``: the part size of a multipart upload, to check an ETag made of unusual parts."""
+    blob = fetch(backend, unit, part_size)
     content = encoding = None
     if blob is not None:
         encoding = blob.encoding
@@ -82,7 +89,7 @@ def get_one(backend: Backend, unit: ReadUnit, raw: bool) -> dict:
         "content": content,
         "byte_range": (unit.start, unit.end),
         "error": None,
-        "compress": encoding,
+        "compress": backend.unencoded_label if blob is not None and encoding is None else encoding,
         "raw": raw,
         "tags": unit.tags,
     }
@@ -92,13 +99,18 @@ def _nbytes(content: Any) -> int:
     return len(content) if isinstance(content, (bytes, bytearray, memoryview, str)) else 0
 
 
-def get_many(backend: Backend, units: Iterable[ReadUnit], raw: bool, runner: Runner, raise_errors: bool = True) -> list[dict]:
+def get_many(backend: Backend, units: Iterable[ReadUnit], raw: bool, runner: Runner,
+             raise_errors: bool = True, part_size: int | None = None) -> list[dict]:
     advance = runner.progress.advance if runner.progress.active else None
+    recording = runner.recording
 
     def job(unit: ReadUnit) -> dict:
+        start = time.time() if recording is not None else 0.0
         try:
-            result = get_one(backend, unit, raw)
+            result = get_one(backend, unit, raw, part_size)
         except Exception as e:
+            if recording is not None:
+                recording.record_error(start, time.time(), e)
             if raise_errors:
                 raise
             result = {
@@ -110,6 +122,9 @@ def get_many(backend: Backend, units: Iterable[ReadUnit], raw: bool, runner: Run
                 "raw": raw,
                 "tags": unit.tags,
             }
+        else:
+            if recording is not None:
+                recording.record(start, time.time(), _nbytes(result["content"]))
         if advance is not None:
             advance(1, _nbytes(result["content"]))
         return result
@@ -137,12 +152,12 @@ def _encode(unit: PutUnit, stores_objects: bool) -> tuple[Any, str | None]:
         if encoding is None or options.raw:
             return content, encoding  # streamed as is by the backend
         return compression.compress(content.read(), encoding, options.compression_level), encoding
-    if options.raw and stores_objects:
-        return content, encoding
+    if stores_objects and (options.raw or encoding is None):
+        return content, encoding  # mem:// keeps the object itself, as the original does
     raise TypeError(
         f"Content for {unit.path!r} must be bytes, str or a binary file handle, got "
         f"{type(content).__name__}. Use put_json for JSON-serialisable objects; only mem:// "
-        f"stores Python objects as they are (with raw=True)."
+        f"stores Python objects as they are (uncompressed)."
     )
 
 
@@ -177,17 +192,34 @@ def put_one(backend: Backend, unit: PutUnit) -> int:
     # a stream that cannot be rewound cannot be sent twice: one attempt only
     if start is None:
         attempt()
-    else:
-        call(backend, attempt)
-    return 0
+        return 0
+    call(backend, attempt)
+    return _stream_size(content, start)
+
+
+def _stream_size(handle: Any, start: int) -> int:
+    """The bytes a plain file handle held from ``start`` on (0 when that cannot be known)."""
+    try:
+        return max(0, os.fstat(handle.fileno()).st_size - start)
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def put_many(backend: Backend, units: Iterable[PutUnit], runner: Runner) -> int:
     require_writable(backend)
     advance = runner.progress.advance if runner.progress.active else None
+    recording = runner.recording
 
     def job(unit: PutUnit) -> None:
-        nbytes = put_one(backend, unit)
+        start = time.time() if recording is not None else 0.0
+        try:
+            nbytes = put_one(backend, unit)
+        except Exception as e:
+            if recording is not None:
+                recording.record_error(start, time.time(), e)
+            raise
+        if recording is not None:
+            recording.record(start, time.time(), nbytes)
         if advance is not None:
             advance(1, nbytes)
 
@@ -210,11 +242,14 @@ def exists_many(backend: Backend, keys: Iterable[str], runner: Runner) -> dict[s
 
 
 def per_key(backend: Backend, fn: Callable[[str], Any], keys: Iterable[str], runner: Runner) -> dict[str, Any]:
-    """``{key: fn(key)}`` over the read thread budget, with retries (head, size)."""
-    progress = runner.progress
+    """``{key: fn(key)}`` over the read thread budget, with retries (head, size, ACLs)."""
+    progress, recording = runner.progress, runner.recording
 
     def job(key: str) -> tuple[str, Any]:
+        start = time.time() if recording is not None else 0.0
         value = call(backend, fn, key)
+        if recording is not None:
+            recording.record(start, time.time(), 0)
         progress.advance(1)
         return key, value
 
@@ -291,11 +326,11 @@ def transfer(
         target = None
     else:
         target = None if reencode in (False, "", "none") else compression.normalize_encoding(reencode)
-    inner = Runner(runner.num_threads, runner.green, Progress())
+    reader, writer = _quiet(runner, None), _quiet(runner, runner.recording)
     written = 0
     for block in batched(pairs, block_size):
         units = [ReadUnit(s, tags=d) for s, d in block]
-        got = get_many(src, units, raw=True, runner=inner)
+        got = get_many(src, units, raw=True, runner=reader)
         for result in got:
             if result["content"] is None:
                 _missing(src, result["path"], allow_missing)
@@ -304,10 +339,16 @@ def transfer(
             got = compression.transcode(got, target, in_place=True)
         to_put = [PutUnit(r["tags"], r["content"], _stored_as_is(content_type, r["compress"]))
                   for r in got]
-        put_many(dest, to_put, inner)
+        put_many(dest, to_put, writer)
         written += len(to_put)
         runner.progress.advance(len(to_put), sum(_nbytes(u.content) for u in to_put))
     return written
+
+
+def _quiet(runner: Runner, recording: TransmissionMonitor | None) -> Runner:
+    """``runner`` for the inner steps of a transfer: no progress of their own (the transfer
+    reports whole blocks), writes recorded in the transfer's record."""
+    return Runner(runner.num_threads, runner.green, Progress(), recording)
 
 
 def _stored_as_is(content_type: str | None, encoding: str | None) -> PutOptions:
@@ -321,15 +362,18 @@ def _missing(src: Backend, key: str, allow_missing: bool) -> None:
 
 
 def _transfer_by_copy(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: Runner, allow_missing: bool) -> int:
-    progress = runner.progress
+    progress, recording = runner.progress, runner.recording
 
     def job(pair: tuple[str, str]) -> None:
         src_key, dest_key = pair
+        start = time.time() if recording is not None else 0.0
         nbytes = call(src, src.copy_to, src_key, dest, dest_key)
         if nbytes is None:
             _missing(src, src_key, allow_missing)
             call(dest, dest.put, dest_key, b"", PutMeta())
             nbytes = 0
+        if recording is not None:
+            recording.record(start, time.time(), nbytes)
         progress.advance(1, nbytes)
 
     return len(runner.run(job, pairs, dest.write_threads))
@@ -343,10 +387,11 @@ def _transfer_by_stream(
     allow_missing: bool,
     resumable: bool = False,
 ) -> int:
-    progress = runner.progress
+    progress, recording = runner.progress, runner.recording
 
     def job(pair: tuple[str, str]) -> None:
         src_key, dest_key = pair
+        start = time.time() if recording is not None else 0.0
 
         def produce(fileobj: Any, offset: int) -> Blob | None:
             return src.stream_to(src_key, fileobj, offset)
@@ -371,7 +416,10 @@ def _transfer_by_stream(
         if blob is None:
             _missing(src, src_key, allow_missing)
             call(dest, dest.put, dest_key, b"", PutMeta())
-        progress.advance(1, (blob.size or 0) if blob is not None else 0)
+        nbytes = (blob.size or 0) if blob is not None else 0
+        if recording is not None:
+            recording.record(start, time.time(), nbytes)
+        progress.advance(1, nbytes)
 
     return len(runner.run(job, pairs, src.read_threads))
 
@@ -385,7 +433,7 @@ def _transfer_by_handles(
     content_type: str | None,
     allow_missing: bool,
 ) -> int:
-    inner = Runner(runner.num_threads, runner.green, Progress())
+    writer = _quiet(runner, runner.recording)
     written = 0
     for block in batched(pairs, block_size):
         handles = []
@@ -399,7 +447,7 @@ def _transfer_by_handles(
                     continue
                 handles.append(opened[0])
                 units.append(PutUnit(dest_key, opened[0], _stored_as_is(content_type, opened[1])))
-            put_many(dest, units, inner)
+            put_many(dest, units, writer)
         finally:
             for handle in handles:
                 handle.close()

@@ -40,8 +40,10 @@ import hashlib
 import hmac
 import os
 import re
+import sys
 import threading
 import time
+from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
 
 from .. import _retry
@@ -61,6 +63,23 @@ def mode() -> str:
     if value not in MODES:
         raise ValueError(f"CLOUD_FILES_TRANSPORT must be one of {', '.join(MODES)}, got {value!r}")
     return value
+
+
+def botocore_mocked() -> bool:
+    """True while moto's in-process mock (``mock_aws``, ``mock_s3``) intercepts botocore's
+    requests. Every S3 request must then go through botocore, into the mock: this lean path
+    would go around it, to the network (to AWS itself, on a machine that has one)."""
+    models = sys.modules.get("moto.core.models")
+    stubber = getattr(models, "botocore_stubber", None)
+    return bool(getattr(stubber, "enabled", False))
+
+
+def mock_botocore_client(client: Any) -> None:
+    """Make sure moto's mock sees ``client``'s requests: a client made from a botocore session
+    created before moto was imported lacks the handler moto adds to every new session."""
+    from moto.core import patch_client  # only ever called while moto is imported and active
+
+    patch_client(client)
 
 
 class Answer(Exception):

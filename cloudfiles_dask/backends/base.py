@@ -92,6 +92,9 @@ class Backend(ABC):
     #: reads, multipart or composite uploads), beyond the threads running the call's units. A
     #: Dask worker starts these before its tasks run (see ``_engine.distribute``).
     helper_threads: ClassVar[int] = 0
+    #: What ``get`` results say in ``compress`` for an object stored without an encoding
+    #: (S3: ``""``, as the original reports the absent Content-Encoding there).
+    unencoded_label: ClassVar[str | None] = None
     #: Options only some protocols take (see :meth:`check_options`).
     takes_endpoint: ClassVar[bool] = False
     takes_request_payer: ClassVar[bool] = False
@@ -235,6 +238,11 @@ class Backend(ABC):
         for key in keys:
             if not found[key]:
                 self.put(key, b"", PutMeta())
+
+    def get_acl(self, key: str) -> Any:
+        """The object's access control as the service describes it, or None if it is missing.
+        This default: None (mem:// has no ACLs)."""
+        return None
 
     def describe(self) -> str:
         """A human-readable location of the root, used in error messages."""

@@ -733,6 +733,11 @@ class GCSBackend(Backend):
             "Component-Count": int(count) if count is not None else None,
         }
 
+    def get_acl(self, key: str) -> list[dict] | None:
+        """The object's ACL entries (the JSON API's ``acl``), or None if it is missing."""
+        meta = self._metadata(self.base + key, "acl&projection=full", "read the ACL of")
+        return None if meta is None else list(meta.get("acl") or [])
+
     def size(self, key: str) -> int | None:
         meta = self._metadata(self.base + key, "size", "read the size of")
         if meta is None:

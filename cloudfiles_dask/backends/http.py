@@ -302,6 +302,9 @@ class HTTPBackend(Backend):
     def reset_process_state(cls) -> None:
         reset_sessions()
 
+    def get_acl(self, key: str) -> Any:
+        raise NotImplementedError(f"{self.describe()}: plain HTTP servers publish no ACLs")
+
     def __init__(self, root, options: BackendOptions):
         super().__init__(root, options)
         parts = urllib.parse.urlsplit(root.host or "")

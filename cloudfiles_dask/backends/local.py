@@ -103,6 +103,14 @@ class LocalBackend(Backend):
             atomic_write(final, data)
             _remove_other_variants(base_path, final)
 
+    def get_acl(self, key: str) -> int | None:
+        """The stored file's mode bits (``os.stat().st_mode``), as the original gives; None if
+        missing."""
+        base_path = self.path_of(key)
+        with locked(self.lock_dir, base_path, exclusive=False):
+            found = self._find(base_path)
+        return None if found is None else found[2].st_mode
+
     def head(self, key: str) -> dict | None:
         base_path = self.path_of(key)
         with locked(self.lock_dir, base_path, exclusive=False):

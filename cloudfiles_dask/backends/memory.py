@@ -74,6 +74,11 @@ class MemoryBackend(Backend):
     def describe(self) -> str:
         return f"mem://{self.root.bucket}/{self.base}"
 
+    @property
+    def data(self) -> dict[str, Any]:
+        """This bucket's stored objects by stored name (key with its encoding suffix)."""
+        return self._objects
+
     def _find(self, key: str) -> tuple[str, str | None, _Entry] | None:
         objects = self._objects
         for name, enc in stored_variants(self.base + key):

@@ -115,7 +115,7 @@ from ..exceptions import (
     StorageError,
     UnsupportedCompressionType,
 )
-from ..paths import resolve_alias
+from ..paths import alias_acl, asprotocolpath
 from . import _http1, _s3wire
 from ._http1 import SkipWriter
 from .base import Backend, BackendOptions, Blob, PutMeta
@@ -140,6 +140,10 @@ LIST_PAGE_SIZE = 1000
 #: Bytes read from a response body at a time when streaming a download into a file.
 STREAM_CHUNK = 1 * MiB
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+#: The canned ACL uploads and copies carry unless an alias names its own, as in the original:
+#: without it, an object written into another account's bucket that uses object ACLs belongs
+#: to the writer, and the bucket's owner cannot read it.
+DEFAULT_ACL = "bucket-owner-full-control"
 #: User metadata (``x-amz-meta-cfdask-crc32c``) holding the base64 crc32c of the stored bytes.
 #: Written with every upload of bytes in memory; a full read checks it instead of the ETag's
 #: md5 (a tenth of the CPU), which also lets a large read be split into parallel ranges.
@@ -298,7 +302,11 @@ def get_client(endpoint: str | None, region: str, creds: dict, unsigned: bool, p
     fingerprint = "unsigned" if unsigned else _secrets.fingerprint(
         {k: v for k, v in creds.items() if k != "AWS_DEFAULT_REGION"}
     )
-    key = (endpoint, region, fingerprint, unsigned, os.getpid(), timeouts)
+    # without an endpoint, botocore resolves one from its configuration, which the environment
+    # may change between two clients of one process
+    configured = None if endpoint else (os.environ.get("AWS_ENDPOINT_URL_S3"),
+                                        os.environ.get("AWS_ENDPOINT_URL"))
+    key = (endpoint, region, fingerprint, unsigned, os.getpid(), timeouts, configured)
     with _CLIENTS_LOCK:
         found = _CLIENTS.get(key)
         if found is not None and found[0] >= pool:
@@ -729,6 +737,7 @@ class S3Backend(Backend):
     delete_batch_size = 1000
     takes_endpoint = True
     takes_request_payer = True
+    unencoded_label = ""
     helper_threads = HELPER_THREADS
     #: Set once a ranged GET came back whole: large reads are one stream from then on.
     _ranges_ignored = False
@@ -758,9 +767,10 @@ class S3Backend(Backend):
         endpoint = options.endpoint or root.host
         self.endpoint: str | None = endpoint.rstrip("/") if endpoint else None
         self._payer: dict[str, str] = {"RequestPayer": "requester"} if options.request_payer else {}
-        self.acl: str | None = None
+        # the canned ACL of every upload and copy: an alias's own, else the original's default
+        self.acl: str = DEFAULT_ACL
         if root.alias:
-            self.acl = resolve_alias(root.alias).get("acl")
+            self.acl = alias_acl(root.alias) or DEFAULT_ACL
         self.unsigned = bool(options.no_sign_request)
         # every engine thread, plus the range helpers a large read borrows
         self.pool_size = max(10, int(options.num_threads or 0)) + HELPER_THREADS
@@ -770,8 +780,9 @@ class S3Backend(Backend):
 
     # -- identity, credentials, client ----------------------------------------------------------
     def describe(self) -> str:
-        if self.root.alias:
-            return f"{self.root.alias}://{self.bucket}/{self.base}"
+        if self.root.alias:  # the alias's own form (its target may hold the bucket already)
+            where = asprotocolpath(self.root._replace(path=self.base))
+            return where if where.endswith("/") else where + "/"
         if self.endpoint:
             return f"s3://{self.endpoint}/{self.bucket}/{self.base}"
         return f"s3://{self.bucket}/{self.base}"
@@ -826,6 +837,8 @@ class S3Backend(Backend):
         cached = self._cached
         pid = os.getpid()
         if cached is not None and cached[0] == pid:
+            if _s3wire.botocore_mocked():
+                _s3wire.mock_botocore_client(cached[1])
             return cached[1]
         if cached is not None:  # forked: files and environment may differ in the child
             self._creds = None
@@ -833,6 +846,8 @@ class S3Backend(Backend):
         client = get_client(self.endpoint, creds.get("AWS_DEFAULT_REGION") or "us-east-1",
                             creds, self.unsigned, self.pool_size)
         self._cached = (pid, client)
+        if _s3wire.botocore_mocked():
+            _s3wire.mock_botocore_client(client)
         return client
 
     def _wire(self) -> _s3wire.Wire | None:
@@ -840,7 +855,10 @@ class S3Backend(Backend):
         botocore serves every call: ``CLOUD_FILES_TRANSPORT=sdk``, credentials only botocore's
         default chain can find (profiles, instance roles), or, without an explicit endpoint, an
         AWS endpoint configured other than the plain regional one (``AWS_ENDPOINT_URL_S3``,
-        FIPS, dual-stack)."""
+        FIPS, dual-stack); and while moto's in-process mock is active (checked on every call:
+        a test may start and stop it around any call)."""
+        if _s3wire.botocore_mocked():
+            return None
         fast = self._fast
         pid = os.getpid()
         if fast is not None and fast[0] == pid:
@@ -1253,6 +1271,16 @@ class S3Backend(Backend):
                 return None
             raise
 
+    def get_acl(self, key: str) -> dict | None:
+        """The object's ACL as S3 answers GetObjectAcl (``Owner``, ``Grants``), None if missing."""
+        full = self.base + key
+        try:
+            return self._client().get_object_acl(Bucket=self.bucket, Key=full, **self._payer)
+        except Exception as e:
+            if _is_missing(e):
+                return None
+            self._fail(e, "get the ACL of", full)
+
     def head(self, key: str) -> dict | None:
         full = self.base + key
         try:
@@ -1267,7 +1295,7 @@ class S3Backend(Backend):
             "Cache-Control": r.get("CacheControl"),
             "Content-Length": r.get("ContentLength"),
             "Content-Type": r.get("ContentType"),
-            "ETag": etag.strip('"') if etag else None,
+            "ETag": etag,  # as S3 sends it, in quotes (as the original gives it)
             "Last-Modified": r.get("LastModified"),
             "Content-Md5": headers.get("content-md5"),
             "Content-Encoding": canonical_encoding(r.get("ContentEncoding")),
@@ -1358,6 +1386,8 @@ class S3Backend(Backend):
         md5 = _md5_b64(content)  # the server refuses bytes damaged on the way
         wire = self._wire()
         if wire is None:
+            if not isinstance(content, bytes) and _s3wire.botocore_mocked():
+                content = bytes(content)  # moto's in-process mock takes only bytes bodies
             self._client().put_object(Bucket=self.bucket, Key=full, Body=content, ContentMD5=md5,
                                       **self._payer, **params)
             return
@@ -1406,7 +1436,10 @@ class S3Backend(Backend):
         wire = self._wire()
         if wire is None:
             client = self._client()
-            body = chunk if isinstance(chunk, (bytes, bytearray)) else bytes(chunk)
+            # moto's in-process mock takes only bytes bodies
+            plain = isinstance(chunk, bytes) or (isinstance(chunk, bytearray)
+                                                  and not _s3wire.botocore_mocked())
+            body = chunk if plain else bytes(chunk)
 
             def send_sdk(upload_id: str, md5: str | None) -> str:
                 checked = {"ContentMD5": md5} if md5 else {}

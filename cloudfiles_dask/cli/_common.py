@@ -32,25 +32,66 @@ from ..exceptions import CloudFilesError
 
 # -- errors -------------------------------------------------------------------------------------
 
+#: The environment variable that chooses where errors go: ``stderr`` (the default: one line
+#: ``cloudfiles <command>: <message>`` on stderr, exit status 1) or ``stdout`` (the original
+#: CloudFiles' form: ``cloudfiles: <message>`` on stdout, exit status 0), for scripts written
+#: for the original that read its errors from stdout.
+ERRORS_ENV = "CLOUDFILES_ERRORS"
+ERROR_MODES = ("stderr", "stdout")
+
+
+def errors_to_stdout() -> bool:
+    """True when CLOUDFILES_ERRORS=stdout (case and spaces ignored)."""
+    return os.environ.get(ERRORS_ENV, "").strip().lower() == "stdout"
+
+
+def error_mode_problem() -> str | None:
+    """A note when CLOUDFILES_ERRORS holds something other than stdout or stderr."""
+    value = os.environ.get(ERRORS_ENV, "").strip().lower()
+    if value and value not in ERROR_MODES:
+        return f"{ERRORS_ENV}={value!r} is neither 'stderr' nor 'stdout'; errors go to stderr"
+    return None
+
+
+def failure_status() -> int:
+    """The exit status of a failed command: 1, or 0 with CLOUDFILES_ERRORS=stdout."""
+    return 0 if errors_to_stdout() else 1
+
+
+def _prefix_of_context() -> str:
+    ctx = click.get_current_context(silent=True)
+    return ctx.command_path if ctx is not None else "cloudfiles"
+
+
+def report_error(message: str, prefix: str | None = None) -> None:
+    """One error line: ``<prefix>: <message>`` on stderr (prefix: the command, ``cloudfiles cp``),
+    or with CLOUDFILES_ERRORS=stdout ``cloudfiles: <message>`` on stdout."""
+    if errors_to_stdout():
+        click.echo(f"cloudfiles: {message}")
+    else:
+        click.echo(f"{prefix or _prefix_of_context()}: {message}", err=True)
+
 
 class CLIError(click.ClickException):
-    """A user-facing failure: ``cloudfiles <command>: <message>`` on stderr, exit status 1."""
+    """A user-facing failure: ``cloudfiles <command>: <message>`` on stderr, exit status 1
+    (``cloudfiles: <message>`` on stdout and exit status 0 with CLOUDFILES_ERRORS=stdout)."""
 
     exit_code = 1
 
     def __init__(self, message: str, prefix: str | None = None):
         if prefix is None:
-            ctx = click.get_current_context(silent=True)
-            prefix = ctx.command_path if ctx is not None else "cloudfiles"
+            prefix = _prefix_of_context()
         super().__init__(message)
         self.prefix = prefix
+        self.exit_code = failure_status()
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"{self.prefix}: {self.format_message()}", err=True)
+        report_error(self.format_message(), self.prefix)
 
 
 class CommandGroup(click.Group):
-    """Turns library errors into one line on stderr (``cloudfiles cp: ...``) and exit status 1.
+    """Turns library errors into one line on stderr (``cloudfiles cp: ...``) and exit status 1
+    (see CLIError for CLOUDFILES_ERRORS=stdout).
 
     Set CLOUDFILES_DEBUG=1 to get the full traceback instead.
     """
@@ -83,10 +124,15 @@ def describe_error(error: BaseException) -> str:
 
 
 def warn(message: str) -> None:
-    """A note on stderr that does not change the exit status."""
-    ctx = click.get_current_context(silent=True)
-    prefix = ctx.command_path if ctx is not None else "cloudfiles"
-    click.echo(f"{prefix}: {message}", err=True)
+    """A note on stderr that does not change the exit status (not an error: it stays on stderr
+    whatever CLOUDFILES_ERRORS says)."""
+    click.echo(f"{_prefix_of_context()}: {message}", err=True)
+
+
+def exit_failed() -> None:
+    """End a command whose errors were already reported (``report_error``): exit status 1, or 0
+    with CLOUDFILES_ERRORS=stdout."""
+    click.get_current_context().exit(failure_status())
 
 
 def fail_many(problems: list[str]) -> None:
@@ -94,7 +140,7 @@ def fail_many(problems: list[str]) -> None:
     if not problems:
         return
     for problem in problems[:-1]:
-        warn(problem)
+        report_error(problem)
     raise CLIError(problems[-1])
 
 
@@ -252,10 +298,12 @@ def list_files(root: str, prefix: str = "", *, flat: bool = False, recursive_dir
 
 
 def resolve_sources(specs: Iterable[PathSpec], *, recursive: bool, verb: str,
-                    allow_dirs: bool = True, **cf_kwargs: Any) -> list[Resolved]:
+                    allow_dirs: bool = True, missing_ok: bool = False,
+                    **cf_kwargs: Any) -> list[Resolved]:
     """Turn source arguments into keys, or raise a CLIError listing every problem.
 
-    ``verb`` completes "X is a directory (not <verb>); use -r".
+    ``verb`` completes "X is a directory (not <verb>); use -r". ``missing_ok`` drops, without a
+    word, a path that does not exist and a wildcard that matches nothing (``rm -f``).
     """
     resolved: list[Resolved] = []
     problems: list[str] = []
@@ -266,7 +314,8 @@ def resolve_sources(specs: Iterable[PathSpec], *, recursive: bool, verb: str,
                 suffix=spec.suffix, **cf_kwargs,
             )
             if not keys and not skipped:
-                problems.append(f"{spec.arg}: no files match")
+                if not missing_ok:
+                    problems.append(f"{spec.arg}: no files match")
                 continue
             resolved.append(Resolved(spec, "wild", spec.base, keys, skipped))
             continue
@@ -286,7 +335,8 @@ def resolve_sources(specs: Iterable[PathSpec], *, recursive: bool, verb: str,
         if is_file or file_exists(spec, **cf_kwargs):
             resolved.append(Resolved(spec, "file", spec.base, [spec.name]))
             continue
-        problems.append(f"{spec.arg} does not exist")
+        if not missing_ok:
+            problems.append(f"{spec.arg} does not exist")
     fail_many(problems)
     return resolved
 

@@ -31,6 +31,8 @@ from .. import paths
 from .._engine import distribute
 from .._engine.jobs import TransferOptions
 from .._iteration import batched
+from ..monitoring import TransmissionMonitor
+from . import charts
 from ._common import (
     CLIError,
     Resolved,
@@ -126,9 +128,11 @@ def refuse_moves_onto_themselves(jobs: list[Job]) -> None:
 
 
 def execute(jobs: list[Job], *, move: bool, parallel: int, progress: bool, options: TransferOptions,
-            part_bytes: int, no_sign_request: bool) -> int:
+            part_bytes: int, no_sign_request: bool,
+            recordings: list[TransmissionMonitor] | None = None) -> int:
     """Run the planned jobs; with ``parallel > 1`` a job's pairs are spread over that many
-    processes (the engine's distribute seam), unless one side lives in this process (mem://)."""
+    processes (the engine's distribute seam), unless one side lives in this process (mem://).
+    The record of each copy made in this process is appended to ``recordings`` if given."""
     total = sum(len(job.pairs) for job in jobs)
     done = 0
     with make_bar(progress, total, "Moving" if move else "Copying") as bar, \
@@ -144,30 +148,40 @@ def execute(jobs: list[Job], *, move: bool, parallel: int, progress: bool, optio
             dst = cloudfiles(job.dest, composite_upload_threshold=part_bytes)
             if parallel > 1 and len(job.pairs) > 1 and src.config.crosses_processes \
                     and dst.config.crosses_processes:
-                done += _spread(executor, job.pairs, src.config, dst.config, move, options, bar)
+                done += _spread(executor, job.pairs, src.config, dst.config, move, options, bar,
+                                recordings)
             elif move:
                 done += src.moves(dst, job.pairs, block_size=options.block_size,
                                   progress=library_progress(bar))
             else:
-                done += src.transfer_to(dst, paths=job.pairs, block_size=options.block_size,
-                                        reencode=options.reencode, progress=library_progress(bar))
+                recording = src.transfer_to(dst, paths=job.pairs, block_size=options.block_size,
+                                            reencode=options.reencode, resumable=options.resumable,
+                                            progress=library_progress(bar))
+                done += recording.files
+                if recordings is not None:
+                    recordings.append(recording)
             if move:
                 _prune_sources(job)
     return done
 
 
 def _spread(executor: distribute.ProcessExecutor, pairs: list[tuple[str, str]], src: Any, dst: Any,
-            move: bool, options: TransferOptions, bar: Any) -> int:
-    """One job's pairs in batches over the command's processes; how many files were written."""
+            move: bool, options: TransferOptions, bar: Any,
+            recordings: list[TransmissionMonitor] | None) -> int:
+    """One job's pairs in batches over the command's processes; how many files were written.
+    The records of the batches of a copy are appended to ``recordings`` if given."""
     batches = batched(pairs, distribute.batch_size_for(len(pairs), executor.slots))
     if move:
         moved = distribute.run_batches(executor, distribute.move_batch, batches, src, dst,
                                        options.block_size,
                                        on_done=lambda batch, count: bar.add(count))
         return sum(moved)
-    copied = distribute.run_batches(executor, distribute.transfer_batch, batches, src, dst, options,
-                                    on_done=lambda batch, result: bar.add(*result))
-    return sum(files for files, _ in copied)
+    records = distribute.run_batches(
+        executor, distribute.transfer_batch, batches, src, dst, options,
+        on_done=lambda batch, record: bar.add(record.files, record.total_bytes()))
+    if recordings is not None:
+        recordings.extend(records)
+    return sum(record.files for record in records)
 
 
 def _local_path(cloudpath: str) -> str | None:
@@ -206,7 +220,8 @@ def _prune_sources(job: Job) -> None:
             prune_empty_dirs(os.path.join(root, top), include_top=True)
 
 
-def _to_stdout(sources: tuple[str, ...], recursive: bool, no_sign_request: bool) -> None:
+def _to_stdout(sources: tuple[str, ...], recursive: bool, no_sign_request: bool,
+               recordings: list[TransmissionMonitor] | None = None) -> None:
     if sources == ("-",):
         groups = group_stdin_paths(read_stdin_paths())
     else:
@@ -219,10 +234,59 @@ def _to_stdout(sources: tuple[str, ...], recursive: bool, no_sign_request: bool)
         cf = cloudfiles(root, no_sign_request=no_sign_request)
         for start in range(0, len(keys), 16):
             block = keys[start : start + 16]
-            for result in cf.get(block):
+            if recordings is None:
+                results = cf.get(block)
+            else:
+                results, recording = cf.get(block, return_recording=True)
+                recordings.append(recording)
+            for result in results:
                 if result["content"] is None:
                     raise CLIError(f"{join(root, result['path'])} does not exist")
                 write_bytes(result["content"])
+
+
+def copy(sources: tuple[str, ...] | list[str], destination: str, *, recursive: bool = False,
+         compression: str = "same", progress: bool = False, block_size: int = 128,
+         part_bytes: int = int(1e8), no_sign_request: bool = False, resumable: bool = False,
+         flight_time: bool = False, io_rate: bool = False, machine_io_rate: bool = False,
+         machine_io_rate_buffer_sec: float = 600, parallel: int = 1) -> int:
+    """``cloudfiles cp``: how many files were written (0 for a copy to stdout)."""
+    sources = tuple(sources)
+    to_stdout = destination == "-"
+    if flight_time or io_rate:
+        charts.require(("matplotlib", "numpy"), "--flight-time and --io-rate")
+    recordings: list[TransmissionMonitor] | None = [] if (flight_time or io_rate) else None
+    with charts.MachineIO(machine_io_rate, machine_io_rate_buffer_sec) as machine:
+        if to_stdout:
+            _to_stdout(sources, recursive, no_sign_request, recordings)
+            done = 0
+        else:
+            jobs = plan(sources, destination, recursive=recursive, verb="copied",
+                        no_sign_request=no_sign_request)
+            options = TransferOptions(block_size=block_size, reencode=reencode_of(compression),
+                                      resumable=resumable)
+            done = execute(jobs, move=False, parallel=parallel, progress=progress, options=options,
+                           part_bytes=part_bytes, no_sign_request=no_sign_request,
+                           recordings=recordings)
+    stamp = charts.timestamp()
+    if recordings is not None:
+        charts.save_transfer_charts(TransmissionMonitor.merge(recordings), io_rate=io_rate,
+                                    flight_time=flight_time, stamp=stamp, to_stderr=to_stdout)
+    if machine.sampler is not None:
+        charts.save_machine_chart(machine.sampler, stamp, to_stderr=to_stdout)
+    return done
+
+
+def move(sources: tuple[str, ...] | list[str], destination: str, *, progress: bool = False,
+         block_size: int = 128, part_bytes: int = int(1e8), no_sign_request: bool = False,
+         parallel: int = 1) -> int:
+    """``cloudfiles mv``: how many files were moved."""
+    jobs = plan(tuple(sources), destination, recursive=True, verb="moved",
+                no_sign_request=no_sign_request)
+    refuse_moves_onto_themselves(jobs)
+    return execute(jobs, move=True, parallel=parallel, progress=progress,
+                   options=TransferOptions(block_size=block_size), part_bytes=part_bytes,
+                   no_sign_request=no_sign_request)
 
 
 _COMMON_EPILOG = """
@@ -233,6 +297,14 @@ Naming (gsutil-like):
   cp DIR/* DEST         the files of one level, never nested (-r: with sub-directories)
   cp DIR/** DEST        everything below DIR, never nested
   cp DIR/*.jpg DEST     only names ending in .jpg (DIR/**.jpg: at any depth)
+
+\b
+Charts (written in the current directory; one UTC timestamp per command):
+  --io-rate             ./cloudfiles-cp-est-io-<ts>.png        rate from each file's size and time
+  --flight-time         ./cloudfiles-cp-flight-time-<ts>.png   one bar per file, start to end
+  --machine-io-rate     ./cloudfiles-cp-measured-io-<ts>.png   the machine's network counters, 4 Hz
+  <ts> is like 2026-12-07_03-46-11.6Z. They need 'pip install cloudfiles-dask[monitoring]'.
+  With -p N, --io-rate and --flight-time make the copy run in this process (on its threads).
 """
 
 
@@ -250,9 +322,25 @@ Naming (gsutil-like):
 @click.option("--part-bytes", default=int(1e8), show_default=True, type=click.IntRange(min=1),
               help="Objects larger than this are uploaded in parts (S3 multipart, GCS composite).")
 @click.option("--no-sign-request", is_flag=True, help="Read the sources anonymously (public buckets).")
+@click.option("--resumable", is_flag=True,
+              help="Downloads to local disk collect in a hidden partial file next to each "
+                   "destination (.NAME.cfdask-partial), kept if interrupted; rerunning the same "
+                   "command asks only for the missing bytes, then verifies the whole file.")
+@click.option("--flight-time", is_flag=True,
+              help="Save a Gantt chart of the files' transfers (./cloudfiles-cp-flight-time-<ts>.png).")
+@click.option("--io-rate", is_flag=True,
+              help="Save a chart of the rate estimated from file sizes and transfer times "
+                   "(./cloudfiles-cp-est-io-<ts>.png).")
+@click.option("--machine-io-rate", is_flag=True,
+              help="Sample the machine's network counters at 4 Hz during the copy and save a chart "
+                   "(./cloudfiles-cp-measured-io-<ts>.png).")
+@click.option("--machine-io-rate-buffer-sec", default=600, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds of samples --machine-io-rate keeps (the oldest are dropped; 1 s = 96 bytes).")
 @click.pass_context
 def cp(ctx: click.Context, sources: tuple[str, ...], destination: str, recursive: bool, compression: str,
-       progress: bool, block_size: int, part_bytes: int, no_sign_request: bool) -> None:
+       progress: bool, block_size: int, part_bytes: int, no_sign_request: bool, resumable: bool,
+       flight_time: bool, io_rate: bool, machine_io_rate: bool, machine_io_rate_buffer_sec: float) -> None:
     """Copy files from SOURCE(s) to DESTINATION (any mix of local paths and cloudpaths).
 
     '-' as the only SOURCE reads newline-separated paths from stdin. '-' as DESTINATION writes
@@ -267,16 +355,16 @@ def cp(ctx: click.Context, sources: tuple[str, ...], destination: str, recursive
       cloudfiles cp -c gzip -r ./json gs://bucket/json      # store gzip-compressed
       cloudfiles cp -c none -r gs://bucket/json ./plain      # store decoded
       cloudfiles -p 8 cp --progress -r gs://bucket/big /data/big
+      cloudfiles cp --resumable https://host/huge.tar .      # rerun after an interruption
+      cloudfiles cp --flight-time --io-rate -r gs://bucket/data ./data   # + two PNG charts
       cloudfiles ls gs://bucket/logs | grep 2024 | cloudfiles cp - ./logs2024
       cloudfiles cp gs://bucket/image.png - > image.png
     """
-    if destination == "-":
-        _to_stdout(sources, recursive, no_sign_request)
-        return
-    jobs = plan(sources, destination, recursive=recursive, verb="copied", no_sign_request=no_sign_request)
-    options = TransferOptions(block_size=block_size, reencode=reencode_of(compression))
-    execute(jobs, move=False, parallel=parallel_of(ctx), progress=progress, options=options,
-            part_bytes=part_bytes, no_sign_request=no_sign_request)
+    copy(sources, destination, recursive=recursive, compression=compression, progress=progress,
+         block_size=block_size, part_bytes=part_bytes, no_sign_request=no_sign_request,
+         resumable=resumable, flight_time=flight_time, io_rate=io_rate,
+         machine_io_rate=machine_io_rate, machine_io_rate_buffer_sec=machine_io_rate_buffer_sec,
+         parallel=parallel_of(ctx))
 
 
 _MV_EPILOG = """
@@ -316,8 +404,5 @@ def mv(ctx: click.Context, sources: tuple[str, ...], destination: str, progress:
       cloudfiles mv 'gs://bucket/tmp/**' gs://bucket/final/
       cloudfiles -p 4 mv --progress ./shards s3://bucket/shards
     """
-    jobs = plan(sources, destination, recursive=True, verb="moved", no_sign_request=no_sign_request)
-    refuse_moves_onto_themselves(jobs)
-    execute(jobs, move=True, parallel=parallel_of(ctx), progress=progress,
-            options=TransferOptions(block_size=block_size), part_bytes=part_bytes,
-            no_sign_request=no_sign_request)
+    move(sources, destination, progress=progress, block_size=block_size, part_bytes=part_bytes,
+         no_sign_request=no_sign_request, parallel=parallel_of(ctx))

@@ -117,8 +117,9 @@ def transfer(
     options = TransferOptions(block_size, reencode, content_type, allow_missing, resumable)
     batches = batched(jobs.transfer_pairs(paths), batch_size)
     with make_progress(progress, total, "Transferring") as bar:
-        written = distribute.run_batches(
+        records = distribute.run_batches(
             executor, distribute.transfer_batch, batches, *configs, options,
-            in_flight=max_in_flight, on_done=lambda batch, result: bar.advance(*result),
+            in_flight=max_in_flight,
+            on_done=lambda batch, record: bar.advance(record.files, record.total_bytes()),
             what="Dask transfer batch")
-    return sum(files for files, _ in written)
+    return sum(record.files for record in records)

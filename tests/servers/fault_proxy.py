@@ -59,6 +59,8 @@ class FaultProxy:
         self.stall_seconds = stall_seconds
         self.injected: Counter[str] = Counter()
         self.forwarded = 0
+        #: every request seen: (method, target, {lower-cased header name: value})
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._lock = threading.Lock()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -108,6 +110,8 @@ class FaultProxy:
                 if request is None:
                     return
                 method, target, headers, body = request
+                with self._lock:
+                    self.requests.append((method, target, {k.lower(): v for k, v in headers}))
                 fault = self.plan(method, target)
                 self._count(fault)
                 if fault == "reset":

@@ -317,3 +317,19 @@ class RecordingProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def service_account(project: str) -> dict:
+    """The info of a service account for ``project``, with a freshly generated RSA key (never
+    used against Google: the tests only check which credentials were picked)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return {
+        "type": "service_account", "project_id": project, "private_key_id": "abc123",
+        "private_key": pem, "client_email": f"robot@{project}.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token",
+    }
