@@ -17,6 +17,7 @@ from ._engine.config import CloudFilesConfig, process_backend, refuse_elsewhere,
 from ._engine.jobs import PutOptions, TransferOptions
 from ._engine.legacy import InterfaceAdapter
 from ._iteration import batched
+from .dask import cluster as _dask_cluster
 from .lib import jsonify
 from .monitoring import IOEnum, TransmissionMonitor
 
@@ -519,6 +520,7 @@ class CloudFiles:
         allow_missing: bool = False,
         progress: Any = None,
         resumable: bool = False,
+        client: Any = None,
     ) -> TransmissionMonitor:
         """Copy files from here to ``cf_dest`` (a CloudFiles or cloudpath); returns the record of
         the transfer (a TransmissionMonitor, as the original; ``.files`` is how many files were
@@ -541,9 +543,13 @@ class CloudFiles:
         interrupted; a retry or a later run asks only for the missing bytes, then the whole file
         is verified (checksum where the service gives one, and size) and renamed into place.
         Other strategies ignore it.
+
+        ``client``: a ``distributed.Client``: the files are copied in batches by tasks of that
+        Dask cluster (see :func:`cloudfiles_dask.dask.transfer`), the records of the batches
+        merged into the one returned.
         """
         options = TransferOptions(block_size, reencode, content_type, allow_missing, resumable)
-        return _as_cloudfiles(cf_dest)._transfer(self, paths, options, progress)
+        return _as_cloudfiles(cf_dest)._transfer(self, paths, options, progress, client)
 
     def transfer_from(
         self,
@@ -555,13 +561,17 @@ class CloudFiles:
         allow_missing: bool = False,
         progress: Any = None,
         resumable: bool = False,
+        client: Any = None,
     ) -> TransmissionMonitor:
         """Copy files from ``cf_src`` to here; see :meth:`transfer_to`."""
         options = TransferOptions(block_size, reencode, content_type, allow_missing, resumable)
-        return self._transfer(_as_cloudfiles(cf_src), paths, options, progress)
+        return self._transfer(_as_cloudfiles(cf_src), paths, options, progress, client)
 
     def _transfer(self, src: CloudFiles, paths: Any, options: TransferOptions,
-                  progress: Any) -> TransmissionMonitor:
+                  progress: Any, client: Any = None) -> TransmissionMonitor:
+        if client is not None:  # batches of files as tasks of a Dask cluster
+            return _dask_cluster.transfer_on(client, src, self, paths, options,
+                                             self.progress if progress is None else progress)
         if paths is None:
             paths = src.list()
         elif not jobs.is_many(paths):

@@ -21,13 +21,16 @@ setting).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._engine import distribute, jobs
+from .._engine import distribute, jobs, ops
+from .._engine.config import CloudFilesConfig, process_backend
 from .._engine.jobs import TransferOptions
 from .._iteration import batched
-from ..cloudfiles import CloudFiles
 from ..progress import make_progress
+
+if TYPE_CHECKING:
+    from ..cloudfiles import CloudFiles
 
 _HINT = "cloudfiles_dask.dask needs Dask's distributed scheduler: pip install 'cloudfiles-dask[dask]'"
 
@@ -53,9 +56,24 @@ def _client(client: Any) -> Any:
         ) from None
 
 
+def config_of(value: Any) -> CloudFilesConfig:
+    """The configuration of a CloudFiles, or of the default CloudFiles of a cloudpath."""
+    return CloudFilesConfig(value) if isinstance(value, str) else value.config
+
+
 def _check_count(name: str, value: Any) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise ValueError(f"{name} must be an int >= 1 or None, got {value!r}")
+
+
+def transfer_on(client: Any, source: Any, destination: Any, paths: Any, options: TransferOptions,
+                progress: Any) -> Any:
+    """``CloudFiles.transfer_to(..., client=client)``: :func:`transfer` with the transfer's
+    options as one object."""
+    return transfer(source, destination, paths, client=client, block_size=options.block_size,
+                    reencode=options.reencode, content_type=options.content_type,
+                    allow_missing=options.allow_missing, resumable=options.resumable,
+                    progress=progress)
 
 
 def transfer(
@@ -101,14 +119,13 @@ def transfer(
     """
     _check_count("batch_size", batch_size)
     _check_count("max_in_flight", max_in_flight)
-    src = source if isinstance(source, CloudFiles) else CloudFiles(source)
-    dest = destination if isinstance(destination, CloudFiles) else CloudFiles(destination)
+    src, dest = config_of(source), config_of(destination)
     executor = distribute.DaskExecutor(_client(client), retries)
-    configs = (src.config, dest.config)
+    configs = (src, dest)
     executor.check_boundary(configs)
     executor.prepare(configs, dest.num_threads)  # the batches run on the destination's runner
     if paths is None:
-        paths = src.list()
+        paths = (key for key, _ in ops.list_keys(process_backend(src), "", False, False))
     elif not jobs.is_many(paths):
         paths = [paths]
     total = jobs.known_length(paths)
