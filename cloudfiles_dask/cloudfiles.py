@@ -18,6 +18,7 @@ from ._engine.jobs import PutOptions, TransferOptions
 from ._engine.legacy import InterfaceAdapter
 from ._iteration import batched
 from .dask import cluster as _dask_cluster
+from .dask import collections as _dask_collections
 from .lib import jsonify
 from .monitoring import IOEnum, TransmissionMonitor
 
@@ -189,6 +190,7 @@ class CloudFiles:
         raise_errors: bool = True,
         part_size: int | None = None,
         return_recording: bool = False,
+        dask: str | None = None,
     ) -> Any:
         """Download and decode.
 
@@ -201,7 +203,20 @@ class CloudFiles:
         raising. ``part_size``: the part size of objects uploaded in parts of an unusual size,
         to check their multipart ETags. ``return_recording=True`` returns ``(result,
         TransmissionMonitor)``: the record of every object's flight.
+
+        ``dask="bag"`` or ``dask="delayed"`` returns, instead of the data, the Dask collection
+        that fetches it (:meth:`to_bag`, :meth:`to_delayed`; ``pip install
+        'cloudfiles-dask[dask]'``): items are always the result dicts, a single key giving a
+        one-item collection. ``total`` and ``progress`` are ignored there; ``return_dict``,
+        ``return_recording`` and ``parallel`` > 1 are refused (ValueError).
         """
+        if dask is not None:
+            _dask_collections.refuse_options(
+                "get(dask=...)", return_dict=return_dict, return_recording=return_recording,
+                parallel=parallel not in (None, 1))
+            return _dask_collections.collection(
+                self, paths if jobs.is_many(paths) else [paths], dask, raw=raw,
+                raise_errors=raise_errors, part_size=part_size)
         recording = TransmissionMonitor(IOEnum.RX) if return_recording else None
         if not jobs.is_many(paths):
             unit = jobs.read_unit(paths)
@@ -229,6 +244,48 @@ class CloudFiles:
         if return_dict:
             results = {r["path"]: r["content"] for r in results}
         return (results, recording) if recording is not None else results
+
+    def to_bag(
+        self,
+        paths: Any = None,
+        *,
+        prefix: str = "",
+        raw: bool = False,
+        output: str = "result",
+        raise_errors: bool = True,
+        part_size: int | None = None,
+        partition_size: int = _dask_collections.PARTITION_SIZE,
+        partition_bytes: int = _dask_collections.PARTITION_BYTES,
+    ) -> Any:
+        """A ``dask.bag.Bag`` of the reads of many keys (``pip install 'cloudfiles-dask[dask]'``).
+
+        ``paths``: keys, ``{"path", "start", "end", "tags"}`` dicts (as :meth:`get` takes) or
+        ``(key, size)`` pairs (as ``list(size=True)`` gives), from a list or a generator; None
+        lists every key under ``prefix`` here, once, with its size, and no request per key.
+        Partitions hold at most ``partition_size`` keys and at most ``partition_bytes`` bytes of
+        known sizes (listed sizes, byte ranges; an object larger than that is a partition of its
+        own), in input order. Each partition is fetched on its worker by the threaded
+        :meth:`get` (``num_threads`` threads).
+
+        ``output``: ``"result"`` (the result dicts of :meth:`get`: ``path``, ``content``,
+        ``error``, ``byte_range``, ``compress``, ``raw``, ``tags``), ``"content"`` (the bytes,
+        None when missing) or ``"json"`` (the parsed JSON, None when missing). ``raw``,
+        ``raise_errors`` and ``part_size`` mean what they mean for :meth:`get` (a missing key is
+        content None, not an error; with ``raise_errors=False`` an error is stored in its
+        result's ``error``).
+
+        Task names are deterministic (``cloudfiles-get-<token>`` of the configuration, the keys
+        and the options). On ``mem://`` with a current ``distributed.Client`` whose workers are
+        other processes: ProcessBoundaryError, before anything runs.
+        """
+        return _dask_collections.to_bag(
+            self, paths, prefix=prefix, raw=raw, output=output, raise_errors=raise_errors,
+            part_size=part_size, partition_size=partition_size, partition_bytes=partition_bytes)
+
+    def to_delayed(self, paths: Any = None, **options: Any) -> list[Any]:
+        """A list of ``dask.delayed`` objects, one per partition of :meth:`to_bag` (same
+        arguments), each computing to that partition's list of results."""
+        return _dask_collections.to_delayed(self, paths, **options)
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):
@@ -361,6 +418,7 @@ class CloudFiles:
         parallel: int | None = None,
         storage_class: str | None = None,
         return_recording: bool = False,
+        compute: bool = True,
     ) -> Any:
         """Upload many files; returns how many were written (with ``return_recording=True``,
         ``(count, TransmissionMonitor)``).
@@ -371,7 +429,20 @@ class CloudFiles:
         bytes as given and labels them with ``compress`` (they must already be so encoded). A path
         may appear only once per call (ValueError otherwise, before anything is written for lists;
         as soon as it is met for generators).
+
+        ``files`` may be a ``dask.bag.Bag`` of pairs or dicts: each partition is written on its
+        worker (threaded, as here; a path twice in one partition is refused before that
+        partition writes), on the current ``distributed.Client``, or without one on Dask's
+        default scheduler for the bag; returns the number of files written, or with
+        ``compute=False`` a ``dask.bag.Item`` of it. Its tasks are named anew at each call.
+        ``total`` and ``progress`` are ignored for a bag; ``parallel`` > 1 and
+        ``return_recording`` are refused (ValueError).
         """
+        if _dask_collections.is_bag(files):
+            _dask_collections.refuse_options("puts(bag)", return_recording=return_recording,
+                                             parallel=parallel not in (None, 1))
+            return _dask_collections.puts(self, files, content_type, compress, compression_level,
+                                          cache_control, storage_class, raw, compute=compute)
         if jobs.is_single_put(files):
             files = [files]
         options = PutOptions(content_type, compress, compression_level, cache_control,
@@ -454,8 +525,15 @@ class CloudFiles:
         parallel: int | None = None,
         storage_class: str | None = None,
         return_recording: bool = False,
+        compute: bool = True,
     ) -> Any:
-        """:meth:`puts` for JSON-serialisable contents (application/json; cache_control honoured)."""
+        """:meth:`puts` for JSON-serialisable contents (application/json; cache_control honoured).
+        A ``dask.bag.Bag`` is serialised and written on the workers, as :meth:`puts` does."""
+        if _dask_collections.is_bag(files):
+            _dask_collections.refuse_options("put_jsons(bag)", return_recording=return_recording,
+                                             parallel=parallel not in (None, 1))
+            return _dask_collections.put_jsons(self, files, compress, compression_level,
+                                               cache_control, storage_class, raw, compute=compute)
         if jobs.is_single_put(files):
             files = [files]
 

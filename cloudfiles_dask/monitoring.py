@@ -34,7 +34,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-__all__ = ["IOEnum", "TransmissionMonitor", "IOSampler", "FlightError"]
+__all__ = ["IOEnum", "TransmissionMonitor", "IOSampler", "FlightError", "WorkerTotals", "LostWorker"]
 
 EXTRA_HINT = "pip install 'cloudfiles-dask[monitoring]'"
 
@@ -54,11 +54,33 @@ class IOEnum(enum.Enum):
 
 
 class FlightError(NamedTuple):
-    """A flight that failed: when it started and stopped, and the exception if one was given."""
+    """A flight that failed: when it started and stopped, the exception if one was given, and
+    the path (key) of the object when the recorder knew it."""
 
     start_time: float
     end_time: float
     error: BaseException | None
+    path: str | None = None
+
+
+class WorkerTotals(NamedTuple):
+    """What the records of one origin (a Dask worker's address, or ``host:pid``) added up to."""
+
+    files: int
+    bytes: int
+    errors: int
+
+
+class LostWorker(NamedTuple):
+    """A worker that left the cluster while a transfer ran: its address, when the scheduler
+    removed it (Unix seconds, the scheduler's clock), whether the cluster expected it (a
+    retirement or a scale-down) or not (a death; None when the scheduler did not say), and how
+    many of the transfer's batches were running there (they ran again elsewhere)."""
+
+    address: str
+    time: float
+    expected: bool | None
+    batches: int
 
 
 # --------------------------------------------------------------------------- optional imports
@@ -320,12 +342,22 @@ class TransmissionMonitor:
 
     Thread-safe and picklable; monitors from several threads or processes combine with
     :meth:`merge`. A flight's bytes are the count given when it ends.
+
+    A record can say where it was made: ``origin`` (a Dask worker's address, or ``host:pid``).
+    :meth:`merge` keeps the totals of each origin (:meth:`by_worker`), and a transfer spread
+    over a cluster lists in :attr:`lost_workers` the workers that left while it ran.
+    :meth:`summary` gives all of it as plain data.
     """
 
-    def __init__(self, direction: IOEnum):
+    def __init__(self, direction: IOEnum, origin: str | None = None):
         if not isinstance(direction, IOEnum):
             raise TypeError(f"direction must be IOEnum.RX or IOEnum.TX, not {direction!r}")
         self._direction = direction
+        self.origin = origin  # where these flights were recorded (None: not said)
+        #: Workers that left the cluster while the transfer ran (filled by the Dask faces).
+        self.lost_workers: list[LostWorker] = []
+        self._by_origin: dict[str, WorkerTotals] = {}  # the merged records' totals per origin
+        self._failure_paths: dict[int, str] = {}  # index in _failed -> path of the object
         self._lock = threading.Lock()
         self._flights = array("d")  # finished flights: start, end, bytes, start, end, bytes...
         self._total_bytes_landed = 0
@@ -347,14 +379,19 @@ class TransmissionMonitor:
             self._total_bytes_landed += num_bytes
 
     def record_error(
-        self, start_time: float, end_time: float, error: BaseException | None = None
+        self, start_time: float, end_time: float, error: BaseException | None = None,
+        path: str | None = None,
     ) -> None:
-        """Add one failed flight, with its exception if given (a reference to it is kept)."""
+        """Add one failed flight, with its exception if given (a reference to it is kept) and
+        the path (key) of the object if known."""
         if end_time < start_time:
             end_time = start_time
         with self._lock:
+            index = len(self._failed) // 2
             if error is not None:
-                self._failure_errors[len(self._failed) // 2] = error
+                self._failure_errors[index] = error
+            if path is not None:
+                self._failure_paths[index] = path
             self._failed.extend((start_time, end_time))
 
     def start_io(self, num_bytes: int, start_time: float | None = None) -> uuid.UUID:
@@ -379,31 +416,38 @@ class TransmissionMonitor:
             self._flights.extend((start_time, max(start_time, end_time), num_bytes))
             self._total_bytes_landed += num_bytes
 
-    def end_error(self, flight_id: uuid.UUID, error: BaseException | None = None) -> None:
+    def end_error(self, flight_id: uuid.UUID, error: BaseException | None = None,
+                  path: str | None = None) -> None:
         """Mark a flight opened by :meth:`start_io` as failed. As in the original, it stays in
         ``_in_flight`` (its bytes in ``_in_flight_bytes``) and its id goes into ``_errors``; it
-        is also counted once among :meth:`errors`."""
+        is also counted once among :meth:`errors` (with ``path`` if given)."""
         end_time = time.time()
         with self._lock:
             if flight_id in self._errors:
                 return
             self._errors.add(flight_id)
             start_time = self._in_flight.get(flight_id, (end_time, 0))[0]
+            index = len(self._failed) // 2
             if error is not None:
-                self._failure_errors[len(self._failed) // 2] = error
+                self._failure_errors[index] = error
+            if path is not None:
+                self._failure_paths[index] = path
             self._failed.extend((start_time, max(start_time, end_time)))
 
     @classmethod
     def merge(cls, monitors: Iterable[TransmissionMonitor]) -> TransmissionMonitor:
-        """One monitor holding every flight (and failure, and open flight) of ``monitors``,
-        which must share a direction. An empty list gives an empty TX monitor, as the
-        original does."""
+        """One monitor holding every flight (and failure with its path, and open flight) of
+        ``monitors``, which must share a direction; the totals of each origin
+        (:meth:`by_worker`) and the lost workers of all of them are kept. An empty list gives
+        an empty TX monitor, as the original does."""
         monitors = list(monitors)
         directions = {monitor._direction for monitor in monitors}
         if len(directions) > 1:
             names = ", ".join(sorted(direction.name for direction in directions))
             raise ValueError(f"cannot merge monitors of different directions ({names})")
         merged = cls(directions.pop() if directions else IOEnum.TX)
+        by_origin: dict[str, list[int]] = {}
+        lost: dict[tuple[str, float], LostWorker] = {}
         for monitor in monitors:
             state = monitor.__getstate__(portable=False)
             offset = len(merged._failed) // 2
@@ -415,7 +459,58 @@ class TransmissionMonitor:
             merged._failed.extend(state["_failed"])
             for index, error in state["_failure_errors"].items():
                 merged._failure_errors[offset + index] = error
+            for index, path in state["_failure_paths"].items():
+                merged._failure_paths[offset + index] = path
+            for origin, totals in monitor.by_worker().items():
+                sums = by_origin.setdefault(origin, [0, 0, 0])
+                for k, value in enumerate(totals):
+                    sums[k] += value
+            for worker in state["lost_workers"]:
+                lost.setdefault((worker.address, worker.time), worker)
+        merged._by_origin = {origin: WorkerTotals(*sums) for origin, sums in by_origin.items()}
+        merged.lost_workers = sorted(lost.values(), key=lambda worker: worker.time)
         return merged
+
+    def by_worker(self) -> dict[str, WorkerTotals]:
+        """``{origin: WorkerTotals(files, bytes, errors)}``: for a merged record, the totals of
+        the records merged into it, by the origin each carried (a Dask worker's address); for a
+        record with an ``origin`` of its own, its own totals; otherwise empty."""
+        with self._lock:
+            if self._by_origin:
+                return dict(self._by_origin)
+            if self.origin is None:
+                return {}
+            return {self.origin: WorkerTotals(len(self._flights) // _FIELDS,
+                                              self._total_bytes_landed, len(self._failed) // 2)}
+
+    def summary(self) -> dict[str, Any]:
+        """The record as plain data (JSON-ready: numbers, strings, lists, dicts), to print or
+        keep: ``direction, files, bytes, errors`` (a list of ``{"path", "error", "start",
+        "end"}``, the error as ``"Type: message"``), ``start, end, seconds`` (first start to
+        last end of the finished flights), ``bytes_per_second`` and ``files_per_second`` over
+        that span, ``by_worker`` (``{origin: {"files", "bytes", "errors"}}``) and
+        ``lost_workers`` (``[{"address", "time", "expected", "batches"}]``)."""
+        start, end = _span(self._snapshot())
+        seconds = end - start
+        failures = [
+            {"path": failure.path, "start": failure.start_time, "end": failure.end_time,
+             "error": None if failure.error is None
+             else f"{type(failure.error).__name__}: {failure.error}"}
+            for failure in self.errors()
+        ]
+        return {
+            "direction": self._direction.name,
+            "files": self.files,
+            "bytes": self.total_bytes(),
+            "errors": failures,
+            "start": start,
+            "end": end,
+            "seconds": seconds,
+            "bytes_per_second": self.total_bytes() / seconds if seconds > 0 else 0.0,
+            "files_per_second": self.files / seconds if seconds > 0 else 0.0,
+            "by_worker": {origin: totals._asdict() for origin, totals in self.by_worker().items()},
+            "lost_workers": [worker._asdict() for worker in self.lost_workers],
+        }
 
     # ----------------------------------------------------------------- counts and times
 
@@ -442,12 +537,14 @@ class TransmissionMonitor:
         return list(_FlightsView(self))
 
     def errors(self) -> list[FlightError]:
-        """Every failed flight, in recording order, with its exception where one was given."""
+        """Every failed flight, in recording order, with its exception where one was given and
+        its path where the recorder knew it."""
         with self._lock:
             failed = self._failed[:]
             errors = dict(self._failure_errors)
+            paths = dict(self._failure_paths)
         return [
-            FlightError(failed[2 * k], failed[2 * k + 1], errors.get(k))
+            FlightError(failed[2 * k], failed[2 * k + 1], errors.get(k), paths.get(k))
             for k in range(len(failed) // 2)
         ]
 
@@ -622,6 +719,9 @@ class TransmissionMonitor:
             state["_in_flight"] = dict(self._in_flight)
             state["_errors"] = set(self._errors)
             state["_failure_errors"] = dict(self._failure_errors)
+            state["_failure_paths"] = dict(self._failure_paths)
+            state["_by_origin"] = dict(self._by_origin)
+            state["lost_workers"] = list(self.lost_workers)
         if portable:
             state["_failure_errors"] = {
                 index: _portable_error(error) for index, error in state["_failure_errors"].items()
@@ -629,13 +729,17 @@ class TransmissionMonitor:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # records pickled before origins, paths and lost workers existed lack them
+        self.__dict__.update({"origin": None, "lost_workers": [], "_by_origin": {},
+                              "_failure_paths": {}})
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
+        lost = f", {len(self.lost_workers)} workers lost" if self.lost_workers else ""
         return (f"TransmissionMonitor({self._direction}: {self.files} files, "
                 f"{self._total_bytes_landed} bytes, {self.num_errors} errors, "
-                f"{len(self._in_flight)} in flight)")
+                f"{len(self._in_flight)} in flight{lost})")
 
 
 # --------------------------------------------------------------------------- IOSampler

@@ -81,9 +81,10 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from ._engine.jobs import transfer_pairs
+from ._engine.jobs import TransferOptions, transfer_pairs
 from .cloudfiles import CloudFiles
 from .compression import normalize_encoding
+from .dask import cluster
 from .exceptions import LedgerError
 from .progress import make_progress
 
@@ -768,21 +769,35 @@ class ResumableFileSet:
                 os.unlink(self.db_path + suffix)
 
 
-class _LeaseKeeper:
-    """Renews this client's leases while a block is being transferred, so that a slow block (big
-    files, slow network) is not handed to another client when ``lease_msec`` runs out. It only
-    renews rows still holding the lease value it set, with its own connection, on its own
-    thread; renewal is best effort (a failed renewal only risks duplicate work)."""
+class _LeaseRenewer:
+    """Renews this client's leases on blocks being transferred (any number of blocks at once,
+    each added when leased and removed when finished or given back), so that a slow block is
+    not handed to another client when ``lease_msec`` runs out. It only renews rows still
+    holding the lease value it set, with its own connection, on its own thread; renewal is best
+    effort (a failed renewal only risks duplicate work). :meth:`remove` returns the block's
+    lease as it stands: no renewal changes it afterwards."""
 
-    def __init__(self, db_path: str, lease_msec: int, ids: list[int], lease: int):
+    def __init__(self, db_path: str, lease_msec: int):
         self._db_path = db_path
         self._lease_msec = lease_msec
-        self._ids = ids
-        self.lease = lease
+        self._blocks: dict[Any, tuple[list[int], int]] = {}
+        self._lock = threading.Lock()  # held while renewing: add/remove wait for a renewal
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cloudfiles-lease-keeper", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="cloudfiles-lease-renewer", daemon=True)
 
-    def __enter__(self) -> _LeaseKeeper:
+    def add(self, key: Any, ids: list[int], lease: int) -> None:
+        with self._lock:
+            self._blocks[key] = (ids, lease)
+
+    def remove(self, key: Any) -> tuple[list[int], int]:
+        with self._lock:
+            return self._blocks.pop(key)
+
+    def held(self) -> list[Any]:
+        with self._lock:
+            return list(self._blocks)
+
+    def __enter__(self) -> _LeaseRenewer:
         if self._lease_msec > 0:
             self._thread.start()
         return self
@@ -798,20 +813,42 @@ class _LeaseKeeper:
         try:
             while not self._stop.wait(interval):
                 fileset = fileset or ResumableFileSet(self._db_path, self._lease_msec)
-                new_lease = _now_ms() + self._lease_msec
-                with fileset._write() as conn:
-                    for chunk in _chunks(self._ids, MAX_PARAMS - 2):
-                        conn.execute(
-                            "UPDATE filelist SET lease = ? WHERE done = 0 AND lease = ? "
-                            f"AND id IN ({_placeholders(len(chunk))})",
-                            [new_lease, self.lease, *chunk],
-                        )
-                self.lease = new_lease
+                with self._lock:
+                    if not self._blocks:
+                        continue
+                    new_lease = _now_ms() + self._lease_msec
+                    with fileset._write() as conn:
+                        for ids, lease in self._blocks.values():
+                            for chunk in _chunks(ids, MAX_PARAMS - 2):
+                                conn.execute(
+                                    "UPDATE filelist SET lease = ? WHERE done = 0 AND lease = ? "
+                                    f"AND id IN ({_placeholders(len(chunk))})",
+                                    [new_lease, lease, *chunk],
+                                )
+                    self._blocks = {key: (ids, new_lease) for key, (ids, _) in self._blocks.items()}
         except Exception:  # best effort by design (see the class doc)
             pass
         finally:
             if fileset is not None:
                 fileset.close()
+
+
+class _LeaseKeeper:
+    """Renews the leases of one block while it is transferred (a :class:`_LeaseRenewer` of one
+    block); ``lease`` is the block's lease once the ``with`` block is left."""
+
+    def __init__(self, db_path: str, lease_msec: int, ids: list[int], lease: int):
+        self._renewer = _LeaseRenewer(db_path, lease_msec)
+        self._renewer.add(0, ids, lease)
+        self.lease = lease
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._renewer.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._renewer.__exit__()
+        self.lease = self._renewer.remove(0)[1]
 
 
 class ResumableTransfer:
@@ -876,7 +913,8 @@ class ResumableTransfer:
             items = paths
         return self.fileset._publish(source, target, label, items)
 
-    def execute(self, progress: Any = False, block_size: int = 200) -> int:
+    def execute(self, progress: Any = False, block_size: int = 200, client: Any = None,
+                max_in_flight: int | None = None) -> int:
         """Transfer every unfinished file; returns how many files this client transferred.
 
         Loop: lease up to ``block_size`` free rows, ``CloudFiles(source).transfer_to(dest,
@@ -891,9 +929,20 @@ class ResumableTransfer:
         ``progress`` (True, a label, a callable taking ProgressEvent, or a tqdm bar) shows the
         whole ledger: the total is every row, and the first advance carries the files already
         finished; files finished by other clients are counted as they are seen.
+
+        ``client`` (a ``distributed.Client``) runs the blocks as tasks of that Dask cluster
+        (``pip install 'cloudfiles-dask[dask]'``), at most ``max_in_flight`` at once (default:
+        twice the cluster's worker threads, at least 4). The ledger stays here, with this
+        process: each block is leased here (its lease renewed here while its task runs),
+        submitted, and marked done only once its task has finished, so a worker that dies (Dask
+        runs its blocks again elsewhere) or this process killed (rerun ``execute``: leased
+        blocks are taken again once their lease runs out) loses nothing and never transfers a
+        file the ledger has marked done. Progress then also moves while blocks run.
         """
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+        if client is not None:
+            return self._execute_on(client, progress, block_size, max_in_flight)
         fs = self.fileset
         meta = fs.metadata()
         source, target = CloudFiles(meta["source"]), CloudFiles(meta["dest"])
@@ -937,6 +986,75 @@ class ResumableTransfer:
         finally:
             bar.close()
         return transferred
+
+    def _execute_on(self, client: Any, progress: Any, block_size: int,
+                    max_in_flight: int | None) -> int:
+        """:meth:`execute` with the blocks as tasks of a Dask cluster (see there)."""
+        if max_in_flight is not None and (not isinstance(max_in_flight, int)
+                                          or isinstance(max_in_flight, bool) or max_in_flight < 1):
+            raise ValueError(f"max_in_flight must be an int >= 1 or None, got {max_in_flight!r}")
+        fs = self.fileset
+        meta = fs.metadata()
+        src, dest = CloudFiles(meta["source"]).config, CloudFiles(meta["dest"]).config
+        executor = cluster.executor_for(client, (src, dest), dest.num_threads)
+        options = TransferOptions(reencode=meta["reencode"])
+        leasing = fs.lease_msec > 0
+        first = fs.finished()
+        # files this client transferred; of those, rows it was first to mark done; rows other
+        # clients marked done, as shown on the bar
+        counted = {"ours": 0, "newly": 0, "others": 0}
+
+        with make_progress(progress, fs.total(), "Transferring") as bar, \
+                _LeaseRenewer(fs.db_path, fs.lease_msec) as renewer:
+            if first:
+                bar.advance(first)
+
+            def leased() -> Iterator[list[tuple[str, str]]]:
+                for rows, lease in self._leased_blocks(block_size):
+                    block = [(src_key, dest_key) for _, src_key, dest_key in rows]
+                    renewer.add(id(block), [row[0] for row in rows], lease)
+                    yield block
+
+            def finished(block: list[tuple[str, str]], record: Any) -> None:
+                ids, _ = renewer.remove(id(block))
+                counted["newly"] += fs._finish_ids(ids)
+                counted["ours"] += len(ids)
+                others = fs.finished() - first - counted["newly"]
+                if others > counted["others"]:  # blocks finished by other clients meanwhile
+                    bar.advance(others - counted["others"])
+                    counted["others"] = others
+
+            try:
+                while True:
+                    if not leasing or fs.available():
+                        cluster.run_transfer(executor, src, dest, leased(), options, bar,
+                                             max_in_flight=max_in_flight, on_done=finished)
+                    if not leasing or fs.all_done():
+                        break
+                    expiry = fs.next_expiry()  # the rest is leased by others: wait for them
+                    wait_ms = 0 if expiry is None else expiry - _now_ms()
+                    time.sleep(min(max(wait_ms, 20), 1000) / 1000.0)
+            except BaseException:
+                for key in renewer.held():  # blocks not finished: give their leases back
+                    ids, lease = renewer.remove(key)
+                    with contextlib.suppress(Exception):
+                        fs._release_ids(ids, lease)
+                raise
+            others = fs.finished() - first - counted["newly"]
+            if others > counted["others"]:
+                bar.advance(others - counted["others"])
+        return counted["ours"]
+
+    def _leased_blocks(self, block_size: int) -> Iterator[tuple[list[tuple[int, str, str]], int]]:
+        """Lease blocks of free rows until none is free: without leases, one pass over the
+        unfinished rows."""
+        after = 0
+        while True:
+            rows, lease = self.fileset._lease(block_size, after)
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield rows, lease
 
     def status(self) -> dict[str, Any]:
         """The job and its counts: ``source, dest, reencode, encoding, created, total, finished,

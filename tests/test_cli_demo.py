@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,14 @@ def test_demo_round_trip_verifies_every_file(tmp_path, codec, dask_workers):
     zstd_files = [p for p in (work / "dask-zstd").rglob("*") if p.is_file()]
     if dask_workers:
         assert f"{route} -> file:// zstd\n" in proc.stdout
-        assert "on Dask (2 workers, zstd)" in proc.stdout and "-> Dask -> file://" in proc.stdout
+        assert "Dask transfer_to file:// -> file:// (zstd, 2 workers)" in proc.stdout
+        assert "-> Dask -> file://" in proc.stdout
+        split = re.search(r"files per worker: (\d+), (\d+)\n", proc.stdout)
+        assert split and int(split[1]) + int(split[2]) == 300, proc.stdout
+        # the Bag read the Dask copy back on the workers and reduced it per kind of file
+        assert "Bag: read on the workers, reduce" in proc.stdout
+        kinds = re.findall(r"(blobs|meta|tables): (\d+) files", proc.stdout)
+        assert sorted(kinds) == [("blobs", "100"), ("meta", "100"), ("tables", "100")], proc.stdout
         assert len(zstd_files) == 300 and all(p.suffix == ".zstd" for p in zstd_files)
     else:
         assert f"{route}\n" in proc.stdout and "Dask" not in proc.stdout

@@ -7,7 +7,9 @@ disk or through a fresh client, behind the library's back where it matters.
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -17,8 +19,10 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from cloudfiles_dask import CloudFiles, ProcessBoundaryError  # noqa: E402
+from cloudfiles_dask._engine import distribute  # noqa: E402
 from cloudfiles_dask.backends import s3  # noqa: E402
 from cloudfiles_dask.dask import transfer  # noqa: E402
+from cloudfiles_dask.monitoring import IOEnum, TransmissionMonitor  # noqa: E402
 from tests.conftest_s3 import rclone_server  # noqa: E402,F401 (fixture)
 from tests.servers.s3 import ACCESS_KEY, SECRET_KEY  # noqa: E402
 
@@ -55,28 +59,44 @@ def test_every_file_arrives_reencoded_and_the_work_is_spread_over_the_workers(cl
     src, data = _local_source(tmp_path, 600, compress="gzip")
     events = []
     with distributed.get_task_stream(client) as stream:
-        written = transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=25,
-                           reencode="br", progress=events.append)
-    assert written == len(data)
+        record = transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=25,
+                          reencode="br", progress=events.append)
+    assert record.files == len(data)
     dst = CloudFiles(f"file://{tmp_path}/dst")
     for key in data:  # stored as brotli on disk, decoded by the library
         assert os.path.exists(os.path.join(tmp_path, "dst", key + ".br"))
     assert {r["path"]: r["content"] for r in dst.get(list(data))} == data
     workers = {task["worker"] for task in stream.data if task["key"].startswith("transfer_batch")}
     assert len(workers) == 2, workers
+    assert len([task for task in stream.data if task["key"].startswith("transfer_batch")]) == 24
     assert [e.kind for e in (events[0], events[-1])] == ["start", "close"]
     advances = [e for e in events if e.kind == "advance"]
-    assert len(advances) == 24  # one per batch of 25
     assert sum(e.files for e in advances) == len(data) == events[-1].files
-    assert events[-1].nbytes == sum(e.nbytes for e in advances) > 0
+    assert events[-1].nbytes == sum(e.nbytes for e in advances) == record.total_bytes() > 0
 
 
 def test_by_default_each_worker_thread_gets_about_two_batches(client, tmp_path):
     src, data = _local_source(tmp_path, 400)
-    events = []
-    assert transfer(src, f"file://{tmp_path}/dst", list(data), client=client, progress=events.append) == 400
+    with distributed.get_task_stream(client) as stream:
+        assert transfer(src, f"file://{tmp_path}/dst", list(data), client=client).files == 400
     assert sum(client.nthreads().values()) == 4
-    assert [e.files for e in events if e.kind == "advance"] == [50] * 8
+    assert len([task for task in stream.data if task["key"].startswith("transfer_batch")]) == 8
+
+
+def test_a_listed_transfer_cuts_batches_by_bytes_so_large_objects_spread(client, tmp_path,
+                                                                          monkeypatch):
+    big = {f"big/{i}": os.urandom(300_000) for i in range(6)}
+    small = {f"small/{i:03d}": b"x" * 10 for i in range(30)}
+    src = CloudFiles(f"file://{tmp_path}/src")
+    src.puts(list({**big, **small}.items()))
+    # listed: the driver knows every size, and a batch closes before 600 000 bytes
+    monkeypatch.setattr(distribute, "BATCH_BYTES", 600_000)
+    with distributed.get_task_stream(client) as stream:
+        record = transfer(src, f"file://{tmp_path}/dst", client=client)
+    assert record.files == 36
+    assert CloudFiles(f"file://{tmp_path}/dst").get(sorted(big))[0]["content"] == big["big/0"]
+    batches = [task for task in stream.data if task["key"].startswith("transfer_batch")]
+    assert len(batches) == 4, batches  # 2+2+2 large ones, then the 30 small ones together
 
 
 def test_keys_pairs_and_the_default_client(client, tmp_path):
@@ -84,11 +104,11 @@ def test_keys_pairs_and_the_default_client(client, tmp_path):
     keys = sorted(data)
     pairs = [(k, "renamed/" + k) for k in keys[:10]] + [{"path": keys[10], "dest_path": "one"}]
     # client=None: the current client (the one this module made) is used
-    assert transfer(src, f"file://{tmp_path}/dst", pairs, batch_size=3) == 11
+    assert transfer(src, f"file://{tmp_path}/dst", pairs, batch_size=3).files == 11
     dst = CloudFiles(f"file://{tmp_path}/dst")
     assert sorted(dst.list()) == sorted(["one"] + ["renamed/" + k for k in keys[:10]])
     assert dst.get("one") == data[keys[10]]
-    assert transfer(src, f"file://{tmp_path}/dst2", keys[5], client=client) == 1  # one key
+    assert transfer(src, f"file://{tmp_path}/dst2", keys[5], client=client).files == 1  # one key
 
 
 def test_s3_to_disk_and_disk_to_gcs(client, tmp_path, rclone_server, gcs_server):  # noqa: F811
@@ -98,7 +118,7 @@ def test_s3_to_disk_and_disk_to_gcs(client, tmp_path, rclone_server, gcs_server)
     for key, value in data.items():
         admin.put_object(Bucket=bucket, Key=f"in/{key}", Body=value)
     s3 = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}/in", secrets=S3_SECRETS)
-    assert transfer(s3, f"file://{tmp_path}/dl", client=client, batch_size=40) == len(data)
+    assert transfer(s3, f"file://{tmp_path}/dl", client=client, batch_size=40).files == len(data)
     for key, value in data.items():
         with open(os.path.join(tmp_path, "dl", key), "rb") as f:
             assert f.read() == value
@@ -107,7 +127,7 @@ def test_s3_to_disk_and_disk_to_gcs(client, tmp_path, rclone_server, gcs_server)
     gcs_server.create_bucket(gcs_bucket)
     written = transfer(f"file://{tmp_path}/dl", f"gs://{gcs_bucket}/out", client=client,
                        batch_size=40, reencode="gzip")
-    assert written == len(data)
+    assert written.files == len(data)
     for key in list(data)[:20]:  # what the emulator holds, read without the library
         stored = gcs_server.download(gcs_bucket, f"out/{key}")
         assert gzip.decompress(stored) == data[key]
@@ -127,7 +147,7 @@ def test_every_worker_starts_its_engine_threads_before_the_tasks_run(client, tmp
     uploads), even a worker given no batch, and the tasks reuse them."""
     src, data = _local_source(tmp_path, 3)
     dest = CloudFiles(f"file://{tmp_path}/out", num_threads=37)  # an otherwise unused count
-    assert transfer(src, dest, client=client) == 3  # one batch of 3: at most 3 threads needed
+    assert transfer(src, dest, client=client).files == 3  # one batch of 3: at most 3 threads needed
     idle = client.run(_idle_engine_threads)
     nthreads = client.nthreads()
     assert len(idle) == 2
@@ -138,41 +158,150 @@ def test_every_worker_starts_its_engine_threads_before_the_tasks_run(client, tmp
         admin.put_object(Bucket=bucket, Key=key, Body=value)
     s3_src = CloudFiles(f"s3://{rclone_server.endpoint}/{bucket}", secrets=S3_SECRETS)
     dest = CloudFiles(f"file://{tmp_path}/out2", num_threads=41)  # more than before
-    assert transfer(s3_src, dest, client=client) == 3
+    assert transfer(s3_src, dest, client=client).files == 3
     idle = client.run(_idle_engine_threads)
     assert s3.S3Backend.helper_threads == s3.HELPER_THREADS > 0
     assert all(idle[w] >= nthreads[w] * 41 + s3.HELPER_THREADS for w in idle), (idle, nthreads)
 
 
-def test_a_worker_killed_mid_transfer_costs_nothing(client, tmp_path):
-    src, data = _local_source(tmp_path, 1500)
+@pytest.fixture
+def fast_reports(monkeypatch):
+    """Workers report their running batches every 20 ms (the driver's setting, which it hands
+    every worker, and those that join later) and the driver looks every 20 ms, not every half
+    second, so batches of a tenth of a second are seen midway."""
+    monkeypatch.setattr(distribute, "PUBLISH_INTERVAL", 0.02)
+    monkeypatch.setattr(distribute, "TICK", 0.02)
+
+
+def test_a_worker_killed_mid_transfer_costs_nothing_counts_nothing_twice_and_is_reported(
+        client, tmp_path, fast_reports):
+    """The victim dies once the bar shows about half of the four batches running: its batches
+    had reported files the bar already shows. Dask runs them again elsewhere, where they report
+    from zero again: the bar must still end at the number of files exactly (a batch shows the
+    most any of its runs reported, then its result)."""
+    src, data = _local_source(tmp_path, 3200)
+    n = len(data)
     before = set(client.scheduler_info()["workers"])
     killed: list[str] = []
-    lock = threading.Lock()
+    events = []
+    driver = threading.get_ident()
 
-    def kill_once(event) -> None:
-        with lock:
-            if event.kind != "advance" or killed:
-                return
-            victim = sorted(client.scheduler_info()["workers"])[0]
-            killed.append(victim)
+    def kill_midway(event) -> None:
+        assert threading.get_ident() == driver  # events arrive on the calling thread
+        events.append(event)
+        shown = sum(e.files for e in events if e.kind == "advance")
+        if event.kind != "advance" or killed or shown < 800:
+            return
+        victim = sorted(before)[0]
+        killed.append(victim)
         try:
             client.run(os._exit, 1, workers=[victim])
         except Exception:  # noqa: BLE001 - the worker dies before it can answer
             pass
 
-    written = transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=10,
-                       max_in_flight=40, progress=kill_once)
+    # blocks of 16 files: a batch of 400 reports every 16 files it writes
+    record = transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=400,
+                      block_size=16, max_in_flight=8, reencode="gzip", progress=kill_midway)
     assert killed and killed[0] in before
     client.wait_for_workers(2, timeout=60)
     assert killed[0] not in client.scheduler_info()["workers"]  # it really died
-    assert written == len(data)
+    assert record.files == n
+    advances = [e for e in events if e.kind == "advance"]
+    assert sum(e.files for e in advances) == n == events[-1].files
+    assert sum(e.nbytes for e in advances) == record.total_bytes() == events[-1].nbytes
+    [lost] = [w for w in record.lost_workers if w.address == killed[0]]
+    assert lost.expected is False and lost.batches >= 1
+    by_worker = record.by_worker()
+    assert sum(t.files for t in by_worker.values()) == n
+    assert sum(t.bytes for t in by_worker.values()) == record.total_bytes()
     dst = CloudFiles(f"file://{tmp_path}/dst")
     assert sorted(dst.list()) == sorted(data)
     assert {r["path"]: r["content"] for r in dst.get(list(data))} == data
     # a write cut short by the kill may leave its hidden temporary file, never a final name
-    names = [n for _, _, files in os.walk(tmp_path / "dst") for n in files]
-    assert all(n.startswith(".cfdask-tmp-") for n in names if n not in {k.split("/")[1] for k in data})
+    names = [name for _, _, files in os.walk(tmp_path / "dst") for name in files]
+    finals = {k.split("/")[1] + ".gz" for k in data}
+    assert all(name.startswith(".cfdask-tmp-") for name in names if name not in finals)
+    assert len([name for name in names if name in finals]) == n
+
+
+def test_progress_moves_while_batches_run_on_the_calling_thread(client, tmp_path, fast_reports):
+    src, data = _local_source(tmp_path, 1200)
+    events, threads = [], set()
+
+    def sink(event) -> None:
+        events.append(event)
+        threads.add(threading.get_ident())
+
+    record = transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=600,
+                      reencode="gzip", progress=sink)
+    assert threads == {threading.get_ident()}
+    advances = [e for e in events if e.kind == "advance"]
+    assert len(advances) > 2  # two batches, yet the bar moved while they ran
+    assert any(0 < e.files < 600 for e in advances)
+    assert sum(e.files for e in advances) == len(data) == record.files
+    assert sum(e.nbytes for e in advances) == record.total_bytes()
+
+
+def test_the_summary_is_the_merged_record_per_worker_and_plain_data(client, tmp_path):
+    src, data = _local_source(tmp_path, 300)
+    record = transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=20)
+    assert isinstance(record, TransmissionMonitor) and record.direction is IOEnum.TX
+    assert record.files == 300 and record.total_bytes() == sum(map(len, data.values()))
+    assert record.num_errors == 0 and record.errors() == [] and record.lost_workers == []
+    assert record.duration() > 0 and record.total_bps() > 0
+    by_worker = record.by_worker()
+    assert set(by_worker) == set(client.scheduler_info()["workers"])  # both ran batches
+    assert sum(t.files for t in by_worker.values()) == 300
+    assert sum(t.bytes for t in by_worker.values()) == record.total_bytes()
+    summary = record.summary()
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary["files"] == 300 and summary["errors"] == [] and summary["lost_workers"] == []
+    assert summary["by_worker"] == {w: t._asdict() for w, t in by_worker.items()}
+    again = pickle.loads(pickle.dumps(record))
+    assert again.by_worker() == by_worker and again.files == 300
+    twice = TransmissionMonitor.merge([record, again])  # summaries merge like any record
+    assert {w: t.files for w, t in twice.by_worker().items()} == {
+        w: 2 * t.files for w, t in by_worker.items()}
+
+
+def test_transfer_to_and_from_with_a_client_return_the_merged_record(client, tmp_path):
+    src, data = _local_source(tmp_path, 120)
+    dest = CloudFiles(f"file://{tmp_path}/to")
+    to = src.transfer_to(dest, client=client, reencode="gzip")
+    back = CloudFiles(f"file://{tmp_path}/from").transfer_from(dest, client=client, reencode="none")
+    for record in (to, back):
+        assert isinstance(record, TransmissionMonitor) and record.files == 120
+        assert set(record.by_worker()) <= set(client.scheduler_info()["workers"])
+        assert sum(t.files for t in record.by_worker().values()) == 120
+    assert {r["path"]: r["content"] for r in dest.get(list(data))} == data
+    assert {r["compress"] for r in dest.get(list(data)[:5], raw=True)} == {"gzip"}
+    again = CloudFiles(f"file://{tmp_path}/from")
+    assert {r["path"]: r["content"] for r in again.get(list(data))} == data
+    assert {r["compress"] for r in again.get(list(data)[:5], raw=True)} == {None}
+    local = src.transfer_to(f"file://{tmp_path}/plain")  # without Dask: the same kind of record
+    assert type(local) is type(to) and local.files == to.files and local.by_worker() == {}
+
+
+def test_a_failure_carries_the_summary_with_the_failed_key_and_cause(client, tmp_path):
+    src, data = _local_source(tmp_path, 60)
+    keys = sorted(data)
+    # one batch at a time: the first (31 files) finishes, the second writes 29 files and fails
+    with pytest.raises(FileNotFoundError, match="nope") as info:
+        transfer(src, f"file://{tmp_path}/dst", keys + ["nope"], client=client, batch_size=31,
+                 max_in_flight=1)
+    error = info.value
+    summary = error.recording
+    assert isinstance(summary, TransmissionMonitor)
+    assert summary.files == 60 and summary.total_bytes() == sum(map(len, data.values()))
+    [failure] = summary.errors()
+    assert failure.path == "nope" and isinstance(failure.error, FileNotFoundError)
+    assert "nope" in str(failure.error)
+    [failed_on] = [t for t in summary.by_worker().values() if t.errors]
+    assert failed_on.errors == 1 and sum(t.files for t in summary.by_worker().values()) == 60
+    assert any(".recording" in note for note in error.__notes__)
+    assert summary.summary()["errors"][0]["path"] == "nope"
+    kept = pickle.loads(pickle.dumps(error))  # the error and its summary travel together
+    assert kept.recording.errors()[0].path == "nope" and kept.recording.files == 60
 
 
 def test_a_missing_source_fails_naming_its_batch_and_allow_missing_writes_empty(client, tmp_path):
@@ -182,7 +311,7 @@ def test_a_missing_source_fails_naming_its_batch_and_allow_missing_writes_empty(
         transfer(src, f"file://{tmp_path}/dst", keys + ["nope"], client=client, batch_size=3)
     assert any("nope" in note or keys[3] in note for note in getattr(info.value, "__notes__", []))
     assert transfer(src, f"file://{tmp_path}/dst2", keys + ["nope"], client=client,
-                    allow_missing=True) == 6
+                    allow_missing=True).files == 6
     assert CloudFiles(f"file://{tmp_path}/dst2").get("nope") == b""
 
 
@@ -241,10 +370,9 @@ def _backends_made(prefix: str) -> int:
 def test_a_worker_makes_one_backend_per_configuration_however_many_batches(client, tmp_path):
     src, data = _local_source(tmp_path, 400)
     client.run(_count_backends_made)
-    events = []
-    assert transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=20,
-                    progress=events.append) == 400
-    assert len([e for e in events if e.kind == "advance"]) == 20
+    with distributed.get_task_stream(client) as stream:
+        assert transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=20).files == 400
+    assert len([task for task in stream.data if task["key"].startswith("transfer_batch")]) == 20
     made = client.run(_backends_made, f"file://{tmp_path}")
     assert sum(made.values()) >= 2, made  # each worker that ran a batch made its two
     assert all(count <= 2 for count in made.values()), made  # and no more: one per configuration

@@ -27,6 +27,7 @@ from cloudfiles_dask.monitoring import (
     FlightError,
     IOEnum,
     IOSampler,
+    LostWorker,
     TransmissionMonitor,
     _histogram_np,
     _histogram_py,
@@ -691,3 +692,83 @@ def test_sampler_arguments_must_be_positive():
             IOSampler(interval=bad)
         with pytest.raises(ValueError):
             IOSampler(buffer_sec=bad)
+
+
+# --------------------------------------------------------------------------- summaries
+
+def test_failures_keep_their_paths_through_merge_and_pickling():
+    one, two = TransmissionMonitor(IOEnum.TX), TransmissionMonitor(IOEnum.TX)
+    one.record_error(T0, T0 + 1, FileNotFoundError("gone"), path="a/b.bin")
+    one.record_error(T0, T0 + 2)  # neither error nor path
+    two.record_error(T0, T0 + 3, KeyError("k"), path="c")
+    failed = two.start_io(5)
+    two.end_error(failed, OSError("reset"), path="d")
+    merged = pickle.loads(pickle.dumps(TransmissionMonitor.merge([one, two])))
+    assert [(f.path, type(f.error).__name__ if f.error else None) for f in merged.errors()] == [
+        ("a/b.bin", "FileNotFoundError"), (None, None), ("c", "KeyError"), ("d", "OSError")]
+    assert merged.errors()[0] == FlightError(T0, T0 + 1, merged.errors()[0].error, "a/b.bin")
+    assert FlightError(T0, T0, None) == (T0, T0, None, None)  # the path defaults to None
+
+
+def test_by_worker_keeps_each_origins_totals_through_merges():
+    a1 = TransmissionMonitor(IOEnum.TX, origin="tcp://a:1")
+    a2 = TransmissionMonitor(IOEnum.TX, origin="tcp://a:1")
+    b = TransmissionMonitor(IOEnum.TX, origin="tcp://b:2")
+    nowhere = TransmissionMonitor(IOEnum.TX)  # no origin: counted in the totals only
+    a1.record(T0, T0 + 1, 100)
+    a2.record(T0 + 1, T0 + 2, 50)
+    a2.record_error(T0, T0 + 1, ValueError("x"), path="p")
+    b.record(T0, T0 + 4, 7)
+    nowhere.record(T0, T0 + 1, 1)
+    assert a1.by_worker() == {"tcp://a:1": (1, 100, 0)} and nowhere.by_worker() == {}
+    first = TransmissionMonitor.merge([a1, b])
+    second = TransmissionMonitor.merge([first, a2, nowhere])  # a merge of merges
+    assert second.by_worker() == {"tcp://a:1": (2, 150, 1), "tcp://b:2": (1, 7, 0)}
+    assert second.files == 4 and second.total_bytes() == 158 and second.num_errors == 1
+    assert pickle.loads(pickle.dumps(second)).by_worker() == second.by_worker()
+
+
+def test_lost_workers_are_kept_once_through_merges():
+    one, two = TransmissionMonitor(IOEnum.TX), TransmissionMonitor(IOEnum.TX)
+    gone = LostWorker("tcp://a:1", T0 + 5, False, 3)
+    one.lost_workers = [gone]
+    two.lost_workers = [LostWorker("tcp://b:2", T0 + 1, True, 0), gone]
+    merged = TransmissionMonitor.merge([one, two])
+    assert [w.address for w in merged.lost_workers] == ["tcp://b:2", "tcp://a:1"]  # by time
+    assert "2 workers lost" in repr(merged)
+    assert pickle.loads(pickle.dumps(merged)).lost_workers == merged.lost_workers
+
+
+def test_summary_is_plain_data():
+    import json
+
+    tx = TransmissionMonitor(IOEnum.TX, origin="host:1")
+    tx.record(T0, T0 + 2, 1000)
+    tx.record(T0 + 1, T0 + 4, 3000)
+    tx.record_error(T0, T0 + 1, OSError("disk full"), path="x/y")
+    tx.lost_workers = [LostWorker("tcp://a:1", T0 + 3, None, 1)]
+    summary = tx.summary()
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary == {
+        "direction": "TX", "files": 2, "bytes": 4000,
+        "errors": [{"path": "x/y", "start": T0, "end": T0 + 1, "error": "OSError: disk full"}],
+        "start": T0, "end": T0 + 4, "seconds": 4.0, "bytes_per_second": 1000.0,
+        "files_per_second": 0.5,
+        "by_worker": {"host:1": {"files": 2, "bytes": 4000, "errors": 1}},
+        "lost_workers": [{"address": "tcp://a:1", "time": T0 + 3, "expected": None, "batches": 1}],
+    }
+    empty = TransmissionMonitor(IOEnum.RX).summary()
+    assert (empty["files"], empty["seconds"], empty["bytes_per_second"]) == (0, 0.0, 0.0)
+
+
+def test_a_record_pickled_before_origins_existed_unpickles():
+    tx = TransmissionMonitor(IOEnum.TX)
+    tx.record(T0, T0 + 1, 10)
+    tx.record_error(T0, T0 + 1, ValueError("v"))
+    state = tx.__getstate__()
+    for key in ("origin", "lost_workers", "_by_origin", "_failure_paths"):
+        del state[key]  # as an older version pickled it
+    old = TransmissionMonitor.__new__(TransmissionMonitor)
+    old.__setstate__(state)
+    assert old.files == 1 and old.by_worker() == {} and old.lost_workers == []
+    assert old.errors()[0].path is None and str(old.errors()[0].error) == "v"

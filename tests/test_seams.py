@@ -14,6 +14,7 @@ from cloudfiles_dask._engine import config as engine_config
 from cloudfiles_dask._engine import distribute
 from cloudfiles_dask._engine.config import CloudFilesConfig, process_backend
 from cloudfiles_dask._engine.jobs import PutOptions, TransferOptions
+from cloudfiles_dask._iteration import batched_by
 
 # -- the configuration --------------------------------------------------------------------------
 
@@ -134,6 +135,20 @@ def test_one_rule_for_batch_sizes(total, slots, expected):
 def test_batch_sizes_respect_a_cap():
     assert distribute.batch_size_for(400, 1, cap=64) == 64
     assert distribute.batch_size_for(None, 1, cap=10) == 10
+
+
+def test_batches_by_count_and_bytes_read_lazily_and_keep_a_heavy_item_alone():
+    seen = []
+
+    def items():
+        for size in (5, 5, 5, 30, 1, 1, 1, 1, 1):
+            seen.append(size)
+            yield size
+
+    batches = batched_by(items(), 3, 10, int)
+    assert next(batches) == [5, 5] and seen == [5, 5, 5]  # the third 5 would pass 10 bytes
+    assert list(batches) == [[5], [30], [1, 1, 1], [1, 1]]  # 30 alone; then 3 at most
+    assert list(batched_by([], 3, 10, int)) == []
 
 
 def test_batches_run_in_other_processes_in_order_and_read_lazily(tmp_path):

@@ -14,13 +14,14 @@ stays quick.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ import click
 
 from .. import paths
 from ..cloudfiles import CloudFiles
+from ..dask.cluster import INSTALL_HINT
 from ..exceptions import CloudFilesError
 
 # -- errors -------------------------------------------------------------------------------------
@@ -147,6 +149,60 @@ def fail_many(problems: list[str]) -> None:
 def parallel_of(ctx: click.Context) -> int:
     obj = ctx.find_root().obj or {}
     return int(obj.get("parallel", 1))
+
+
+# -- Dask ---------------------------------------------------------------------------------------
+
+DASK_HELP = ("Run the transfer as tasks of a Dask cluster: a scheduler address "
+             "(tcp://host:8786), or 'local' / 'local:N' to start a local cluster of N worker "
+             "processes (default: one per core) for this command.")
+_LOCAL = re.compile(r"^local(?::(?P<workers>\d+))?$")
+
+
+@contextlib.contextmanager
+def dask_client(address: str | None) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``--dask ADDRESS`` (None: no Dask, yields None). ``local`` or
+    ``local:N`` starts a LocalCluster of N worker processes, shut down on leaving; otherwise
+    ADDRESS is a scheduler's, connected to within Dask's connect timeout
+    (``distributed.comm.timeouts.connect``). CLIError for a bad address or without Dask."""
+    if address is None:
+        yield None
+        return
+    address = address.strip()
+    local = _LOCAL.match(address)
+    if local is None and not address:
+        raise CLIError("--dask needs a scheduler address (tcp://host:8786) or 'local[:N]'")
+    try:
+        import distributed
+    except ImportError:
+        raise CLIError(f"--dask needs Dask's distributed scheduler: {INSTALL_HINT}") from None
+    if local is not None:
+        workers = int(local["workers"]) if local["workers"] else None
+        if workers == 0:
+            raise CLIError("--dask local:N needs N >= 1 worker processes")
+        with distributed.LocalCluster(n_workers=workers, processes=True, host="127.0.0.1",
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            yield client
+        return
+    if "://" not in address and address.count(":") != 1:
+        raise CLIError(f"--dask {address}: not a scheduler address (like tcp://127.0.0.1:8786) "
+                       f"nor 'local' / 'local:N'")
+    try:
+        client = distributed.Client(address)
+    except (OSError, ValueError, TypeError) as error:
+        raise CLIError(f"--dask {address}: cannot reach a Dask scheduler there ({error})") from None
+    with client:
+        yield client
+
+
+def report_lost_workers(recording: Any) -> None:
+    """A note on stderr for each worker that left the cluster during a transfer."""
+    for worker in getattr(recording, "lost_workers", ()):
+        how = {True: "was retired", False: "died"}.get(worker.expected, "left the cluster")
+        batches = f" while running {worker.batches} batch(es), which ran again elsewhere" \
+            if worker.batches else ""
+        warn(f"the Dask worker {worker.address} {how}{batches}")
 
 
 # -- paths --------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from .. import CloudFiles, clear_memory
-from ..dask import transfer
 
 
 def _dataset(count: int, seed: int) -> dict[str, bytes]:
@@ -49,19 +48,49 @@ def _step(label: str, fn: Callable[[], Any], count: int, nbytes: int) -> Any:
 
 
 def _on_dask(src: Any, dest: Any, workers: int, progress: bool, count: int, nbytes: int) -> bool:
-    """Copy ``src`` to ``dest`` re-encoded as zstd on a local Dask cluster; False without Dask."""
+    """On a local Dask cluster: copy ``src`` to ``dest`` re-encoded as zstd
+    (``transfer_to(..., client=)``), then read the copy back as a Bag on the workers and reduce
+    it to a count and a sum of bytes per kind of file. False without Dask."""
     try:
         import distributed
     except ImportError:
-        click.echo("  (Dask step skipped: pip install 'cloudfiles-dask[dask]')")
+        click.echo("  (Dask steps skipped: pip install 'cloudfiles-dask[dask]')")
         return False
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=2, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
-        _step(f"transfer file:// -> file:// on Dask ({workers} workers, zstd)",
-              lambda: transfer(src, dest, client=client, reencode="zstd", progress=progress),
-              count, nbytes)
+        record = _step(f"Dask transfer_to file:// -> file:// (zstd, {workers} workers)",
+                       lambda: src.transfer_to(dest, reencode="zstd", progress=progress,
+                                               client=client),
+                       count, nbytes)
+        if record.files != count:
+            raise click.ClickException(f"the Dask transfer wrote {record.files} files, not {count}")
+        split = ", ".join(f"{totals.files}" for _, totals in sorted(record.by_worker().items()))
+        lost = f"; {len(record.lost_workers)} worker(s) lost" if record.lost_workers else ""
+        click.echo(f"  {'':<54} files per worker: {split}{lost}")
+        bag = dest.to_bag()  # listed here once, with sizes; read on the workers
+        per_kind = bag.foldby(_kind, _count, (0, 0), _add, (0, 0))
+        kinds = dict(_step(f"Bag: read on the workers, reduce ({bag.npartitions} partitions)",
+                           per_kind.compute, count, nbytes))
+    click.echo(f"  {'':<54} " + ", ".join(f"{kind}: {files} files, {size / 1e6:.1f} MB"
+                                         for kind, (files, size) in sorted(kinds.items())))
+    if sum(files for files, _ in kinds.values()) != count \
+            or sum(size for _, size in kinds.values()) != nbytes:
+        raise click.ClickException(f"the Bag reduced to {kinds}, not {count} files of {nbytes} bytes")
     return True
+
+
+def _kind(result: dict) -> str:
+    """A read's top directory: meta, tables or blobs."""
+    return result["path"].split("/", 1)[0]
+
+
+def _count(total: tuple[int, int], result: dict) -> tuple[int, int]:
+    return total[0] + 1, total[1] + len(result["content"])
+
+
+def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    return a[0] + b[0], a[1] + b[1]
 
 
 @click.command()
@@ -83,7 +112,8 @@ def demo(count: int, workdir: str | None, codec: str, threads: int, progress: bo
     Steps: generate COUNT files (JSON, CSV, binary) -> write them to file:// with --compression
     -> list -> transfer file:// -> mem:// (encoding kept, no recompression) -> transfer
     mem:// -> file:// re-encoded as brotli -> transfer that on a local Dask cluster to
-    file:// re-encoded as zstd -> read both back -> verify every byte (sha256) -> delete.
+    file:// re-encoded as zstd -> read that copy as a Dask Bag on the workers and reduce it to
+    files and bytes per kind -> read both copies back -> verify every byte (sha256) -> delete.
     Prints what it did and how fast.
 
     \b

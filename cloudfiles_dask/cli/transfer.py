@@ -31,12 +31,15 @@ from .. import paths
 from .._engine import distribute
 from .._engine.jobs import TransferOptions
 from .._iteration import batched
+from ..dask import cluster
 from ..monitoring import TransmissionMonitor
 from . import charts
 from ._common import (
+    DASK_HELP,
     CLIError,
     Resolved,
     cloudfiles,
+    dask_client,
     dir_exists,
     group_stdin_paths,
     join,
@@ -46,6 +49,7 @@ from ._common import (
     parse_path,
     prune_empty_dirs,
     read_stdin_paths,
+    report_lost_workers,
     require_writable,
     resolve_sources,
     warn,
@@ -129,10 +133,11 @@ def refuse_moves_onto_themselves(jobs: list[Job]) -> None:
 
 def execute(jobs: list[Job], *, move: bool, parallel: int, progress: bool, options: TransferOptions,
             part_bytes: int, no_sign_request: bool,
-            recordings: list[TransmissionMonitor] | None = None) -> int:
+            recordings: list[TransmissionMonitor] | None = None, client: Any = None) -> int:
     """Run the planned jobs; with ``parallel > 1`` a job's pairs are spread over that many
-    processes (the engine's distribute seam), unless one side lives in this process (mem://).
-    The record of each copy made in this process is appended to ``recordings`` if given."""
+    processes (the engine's distribute seam), unless one side lives in this process (mem://);
+    with a Dask ``client`` (copies only) they run as tasks of its cluster. The record of each
+    copy is appended to ``recordings`` if given."""
     total = sum(len(job.pairs) for job in jobs)
     done = 0
     with make_bar(progress, total, "Moving" if move else "Copying") as bar, \
@@ -146,7 +151,14 @@ def execute(jobs: list[Job], *, move: bool, parallel: int, progress: bool, optio
                 continue
             src = cloudfiles(job.src, no_sign_request=no_sign_request)
             dst = cloudfiles(job.dest, composite_upload_threshold=part_bytes)
-            if parallel > 1 and len(job.pairs) > 1 and src.config.crosses_processes \
+            if client is not None and not move:
+                recording = cluster.transfer_on(client, src, dst, job.pairs, options,
+                                                library_progress(bar))
+                report_lost_workers(recording)
+                done += recording.files
+                if recordings is not None:
+                    recordings.append(recording)
+            elif parallel > 1 and len(job.pairs) > 1 and src.config.crosses_processes \
                     and dst.config.crosses_processes:
                 done += _spread(executor, job.pairs, src.config, dst.config, move, options, bar,
                                 recordings)
@@ -249,10 +261,15 @@ def copy(sources: tuple[str, ...] | list[str], destination: str, *, recursive: b
          compression: str = "same", progress: bool = False, block_size: int = 128,
          part_bytes: int = int(1e8), no_sign_request: bool = False, resumable: bool = False,
          flight_time: bool = False, io_rate: bool = False, machine_io_rate: bool = False,
-         machine_io_rate_buffer_sec: float = 600, parallel: int = 1) -> int:
-    """``cloudfiles cp``: how many files were written (0 for a copy to stdout)."""
+         machine_io_rate_buffer_sec: float = 600, parallel: int = 1, dask: str | None = None) -> int:
+    """``cloudfiles cp``: how many files were written (0 for a copy to stdout). ``dask``: a
+    scheduler address, or ``local[:N]`` (see ``--dask``)."""
     sources = tuple(sources)
     to_stdout = destination == "-"
+    if dask is not None and parallel > 1:
+        raise CLIError("-p and --dask cannot be combined: --dask spreads the copy over the cluster")
+    if dask is not None and to_stdout:
+        raise CLIError("--dask cannot copy to stdout ('-'): the workers cannot write there")
     if flight_time or io_rate:
         charts.require(("matplotlib", "numpy"), "--flight-time and --io-rate")
     recordings: list[TransmissionMonitor] | None = [] if (flight_time or io_rate) else None
@@ -265,9 +282,11 @@ def copy(sources: tuple[str, ...] | list[str], destination: str, *, recursive: b
                         no_sign_request=no_sign_request)
             options = TransferOptions(block_size=block_size, reencode=reencode_of(compression),
                                       resumable=resumable)
-            done = execute(jobs, move=False, parallel=parallel, progress=progress, options=options,
-                           part_bytes=part_bytes, no_sign_request=no_sign_request,
-                           recordings=recordings)
+            with dask_client(dask) as client:
+                done = execute(jobs, move=False, parallel=parallel, progress=progress,
+                               options=options, part_bytes=part_bytes,
+                               no_sign_request=no_sign_request, recordings=recordings,
+                               client=client)
     stamp = charts.timestamp()
     if recordings is not None:
         charts.save_transfer_charts(TransmissionMonitor.merge(recordings), io_rate=io_rate,
@@ -304,7 +323,14 @@ Charts (written in the current directory; one UTC timestamp per command):
   --flight-time         ./cloudfiles-cp-flight-time-<ts>.png   one bar per file, start to end
   --machine-io-rate     ./cloudfiles-cp-measured-io-<ts>.png   the machine's network counters, 4 Hz
   <ts> is like 2026-12-07_03-46-11.6Z. They need 'pip install cloudfiles-dask[monitoring]'.
-  With -p N, --io-rate and --flight-time make the copy run in this process (on its threads).
+  With -p N, --io-rate and --flight-time make the copy run in this process (on its threads);
+  with --dask they chart the files the workers moved (their clocks, merged).
+
+\b
+On a Dask cluster (--dask):
+  --dask tcp://host:8786   batches of files run as tasks of that cluster's workers
+  --dask local:4           a local cluster of 4 worker processes, for this command only
+  A worker that dies is replaced by Dask and its batches run again elsewhere (noted on stderr).
 """
 
 
@@ -337,10 +363,12 @@ Charts (written in the current directory; one UTC timestamp per command):
 @click.option("--machine-io-rate-buffer-sec", default=600, show_default=True,
               type=click.FloatRange(min=0, min_open=True),
               help="Seconds of samples --machine-io-rate keeps (the oldest are dropped; 1 s = 96 bytes).")
+@click.option("--dask", "dask", metavar="ADDRESS", default=None, help=DASK_HELP)
 @click.pass_context
 def cp(ctx: click.Context, sources: tuple[str, ...], destination: str, recursive: bool, compression: str,
        progress: bool, block_size: int, part_bytes: int, no_sign_request: bool, resumable: bool,
-       flight_time: bool, io_rate: bool, machine_io_rate: bool, machine_io_rate_buffer_sec: float) -> None:
+       flight_time: bool, io_rate: bool, machine_io_rate: bool, machine_io_rate_buffer_sec: float,
+       dask: str | None) -> None:
     """Copy files from SOURCE(s) to DESTINATION (any mix of local paths and cloudpaths).
 
     '-' as the only SOURCE reads newline-separated paths from stdin. '-' as DESTINATION writes
@@ -355,6 +383,8 @@ def cp(ctx: click.Context, sources: tuple[str, ...], destination: str, recursive
       cloudfiles cp -c gzip -r ./json gs://bucket/json      # store gzip-compressed
       cloudfiles cp -c none -r gs://bucket/json ./plain      # store decoded
       cloudfiles -p 8 cp --progress -r gs://bucket/big /data/big
+      cloudfiles cp --dask tcp://10.0.0.5:8786 --progress -r gs://bucket/big s3://mirror/big
+      cloudfiles cp --dask local:4 -c zstd -r ./data gs://bucket/data
       cloudfiles cp --resumable https://host/huge.tar .      # rerun after an interruption
       cloudfiles cp --flight-time --io-rate -r gs://bucket/data ./data   # + two PNG charts
       cloudfiles ls gs://bucket/logs | grep 2024 | cloudfiles cp - ./logs2024
@@ -364,7 +394,7 @@ def cp(ctx: click.Context, sources: tuple[str, ...], destination: str, recursive
          block_size=block_size, part_bytes=part_bytes, no_sign_request=no_sign_request,
          resumable=resumable, flight_time=flight_time, io_rate=io_rate,
          machine_io_rate=machine_io_rate, machine_io_rate_buffer_sec=machine_io_rate_buffer_sec,
-         parallel=parallel_of(ctx))
+         parallel=parallel_of(ctx), dask=dask)
 
 
 _MV_EPILOG = """

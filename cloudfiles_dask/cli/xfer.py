@@ -11,7 +11,7 @@ import click
 
 from .. import paths
 from ..resumable import ResumableTransfer
-from ._common import CLIError, CommandGroup, parse_path
+from ._common import DASK_HELP, CLIError, CommandGroup, dask_client, parse_path
 from .transfer import COMPRESSION_CHOICES, reencode_of
 
 
@@ -25,6 +25,7 @@ def xfer() -> None:
       cloudfiles xfer execute job.db --progress          # interrupt and rerun at will
       cloudfiles xfer status job.db
       cloudfiles xfer execute job.db --lease-msec 60000  # several workers on one shared DB
+      cloudfiles xfer execute job.db --dask local:4      # the blocks as tasks of a Dask cluster
     """
 
 
@@ -85,7 +86,11 @@ def xfer_init(source: str, destination: str, db_path: str, compression: str, txt
 @click.option("-b", "--block-size", default=200, show_default=True, type=click.IntRange(min=1),
               help="Files leased and transferred per block.")
 @click.option("--keep-db", is_flag=True, help="Keep the DB when everything is done (default: delete it).")
-def xfer_execute(db_path: str, progress: bool, lease_msec: int, block_size: int, keep_db: bool) -> None:
+@click.option("--dask", "dask", metavar="ADDRESS", default=None,
+              help=DASK_HELP + " The DB stays with this command: blocks are leased here and "
+                               "marked done when their task has finished.")
+def xfer_execute(db_path: str, progress: bool, lease_msec: int, block_size: int, keep_db: bool,
+                 dask: str | None) -> None:
     """Run (or resume) the transfer planned in DB.
 
     When every file is done the DB is deleted, unless --keep-db; never while files leased by
@@ -95,9 +100,11 @@ def xfer_execute(db_path: str, progress: bool, lease_msec: int, block_size: int,
     Examples:
       cloudfiles xfer execute job.db --progress
       cloudfiles xfer execute job.db --lease-msec 60000 -b 500   # on each of several machines
+      cloudfiles xfer execute job.db --dask tcp://10.0.0.5:8786 --progress
+      cloudfiles xfer execute job.db --dask local:4
     """
-    with ResumableTransfer(db_path, lease_msec=lease_msec) as rt:
-        rt.execute(progress=progress, block_size=block_size)
+    with ResumableTransfer(db_path, lease_msec=lease_msec) as rt, dask_client(dask) as client:
+        rt.execute(progress=progress, block_size=block_size, client=client)
         status = rt.status()
         click.echo(f"{db_path}: {status.get('finished', 0)} of {status.get('total', 0)} files transferred")
         # Unfinished files include those other workers hold leases on, so only the worker that
