@@ -13,17 +13,24 @@ import sys
 BEGIN = "<!-- BEGIN GENERATED RESULTS (benchmarks/run.py writes this section) -->"
 END = "<!-- END GENERATED RESULTS -->"
 
-OURS = ("ours", "ours-codec")
-#: (column title, the clients it stands for: the best of them is shown)
+OURS = ("ours", "ours-codec", "ours-bag")
+#: (column title, the clients it stands for: the best of them is shown). The Dask Bag row's
+#: peers (s3fs-bag, boto3-bag) are the s3fs and boto3 columns of that row.
 PEER_COLUMNS = [
     ("cloud-files", ["cloud-files", "cloud-files-codec"]),
     ("obstore best", ["obstore-async", "obstore-sync"]),
-    ("boto3 / google-cloud-storage + 20 threads", ["boto3-threads", "gcs-threads"]),
-    ("s3fs / gcsfs", ["s3fs", "gcsfs"]),
+    ("boto3 / google-cloud-storage (20 threads; Bag: per partition)", ["boto3-threads", "gcs-threads", "boto3-bag"]),
+    ("s3fs / gcsfs", ["s3fs", "gcsfs", "s3fs-bag"]),
     ("plain Python loop", ["plain"]),
     ("libdeflate", ["libdeflate"]),
     ("zlib", ["zlib"]),
+    ("rclone copy", ["rclone"]),
 ]
+#: The Dask workloads whose rows report a per-task overhead (issue 19).
+OVERHEAD_WORKLOADS = ("dask_bag_read", "dask_transfer_mix", "dask_transfer")
+#: Issue 19's aims.
+BAG_AIM = 5.0  # ours >= this many times the s3fs Bag's files/s
+OVERHEAD_AIM = 5.0  # per-task overhead below this % of task time
 
 
 #: The large-object workloads of each backend (``s3_put_large`` ...).
@@ -166,6 +173,10 @@ def render(data: dict, plots_prefix: str = "latest_", image_dir: str = "") -> st
         add("")
         add("Dask distributed transfer (the same job on a LocalCluster of 1, 2 and 4 worker "
             "processes): " + scaling["text"] + ".")
+    mixed = dask_scaling(data, s, "dask_transfer_mix")
+    if mixed:
+        add("")
+        add("Dask transfer of mixed sizes, listed (1, 2 and 4 worker processes): " + mixed["text"] + ".")
     imports = data.get("imports") or {}
     if imports:
         ours_ms = (imports.get("cloudfiles_dask") or {}).get("import_ms")
@@ -182,6 +193,21 @@ def render(data: dict, plots_prefix: str = "latest_", image_dir: str = "") -> st
     add("|---|---|---|")
     for line in targets(data, s):
         add(line)
+
+    issue19 = targets_19(data, s)
+    if issue19:
+        add("")
+        add("### Targets of issue 19 (Dask)")
+        add("")
+        add("Per-task overhead = the part of our tasks' time (the scheduler's task stream: each "
+            "task's compute span on its worker) that the engine's work inside them (`ops.get_many` "
+            "for a Bag partition, `ops.transfer` for a transfer batch, timed on the worker) does "
+            "not account for, summed over the tasks of the run.")
+        add("")
+        add("| target | measured | met? |")
+        add("|---|---|---|")
+        for line in issue19:
+            add(line)
 
     add("")
     add("### Details per workload")
@@ -230,9 +256,9 @@ def render(data: dict, plots_prefix: str = "latest_", image_dir: str = "") -> st
                 note = "" if r["status"] == "ok" else f" ({r['status']})"
                 add(f"| {client}{note}{flag} | {r['wall_s']:.3f} | {fmt_rate(r['throughput'])} | {cpu} | "
                     f"{r['cpu_s'] / r['wall_s']:.2f} | {server:.2f} | {r.get('other_cores') or 0:.2f} | {rss} | {ratio} |")
-                if r.get("extra"):
-                    legs = ", ".join(f"{k} {v:.2f}" for k, v in r["extra"].items() if v is not None)
-                    add(f"| ↳ {client} legs | {legs} | | | | | | | |")
+                if r.get("extra") or w["op"] == "bag_read":
+                    label = "legs" if "file_to_s3_s" in (r.get("extra") or {}) else "on Dask"
+                    add(f"| ↳ {client} {label} | {extra_text(w, r)} | | | | | | | |")
     flagged = [(w, c) for w in s for c, r in s[w].items() if r.get("busy")]
     add("")
     if flagged:
@@ -245,9 +271,33 @@ def render(data: dict, plots_prefix: str = "latest_", image_dir: str = "") -> st
     add("### Plots")
     add("")
     for name, title in (("small", "small objects: throughput"), ("cpu", "small objects: CPU per request"),
-                        ("large", "large objects"), ("other", "listing, local disk, gzip, transfers, import")):
+                        ("large", "large objects"), ("other", "listing, local disk, gzip, transfers, import"),
+                        ("dask", "Dask: Bag reads, transfers of mixed sizes, per-task overhead")):
+        if name == "dask" and not any(s.get(n) for n in ("dask_bag_read", "dask_transfer_mix")):
+            continue
         add(f"![{title}]({image_dir}{plots_prefix}{name}.png)")
     return "\n".join(lines) + "\n"
+
+
+#: How the figures a run adds (``extra``) read in the details (None: not shown).
+EXTRA_FORMATS = {
+    "file_to_s3_s": "file_to_s3_s {:.2f}", "s3_to_gcs_s": "s3_to_gcs_s {:.2f}",
+    "graph_s": "graph built in {:.3f} s (listing included)", "compute_s": "computed in {:.3f} s",
+    "files": None, "tasks": "{:.0f} tasks", "task_overhead_pct": "per-task overhead {:.1f} %",
+    "task_overhead_ms": "({:.1f} ms per task)",
+    "busiest_idle_pct": "busiest Dask thread idle {:.0f} % of the wall",
+}
+
+
+def extra_text(w: dict, r: dict) -> str:
+    parts = []
+    if w["op"] == "bag_read" and r.get("wall_s"):
+        parts.append(f"{w['bytes'] / r['wall_s'] / 1e6:.1f} MB/s")
+    for key, value in (r.get("extra") or {}).items():
+        fmt = EXTRA_FORMATS.get(key, key + " {:.2f}")
+        if fmt is not None and value is not None:
+            parts.append(fmt.format(value))
+    return ", ".join(parts) if parts else "—"
 
 
 def _short(text: str | None, n: int = 110) -> str:
@@ -329,10 +379,51 @@ def targets(data: dict, s: dict) -> list[str]:
     return out
 
 
-def dask_scaling(data: dict, s: dict) -> dict | None:
+def targets_19(data: dict, s: dict) -> list[str]:
+    """Issue 19's aims: the Bag read >= 5x the s3fs Bag's files/s, per-task overhead < 5 %;
+    and, with no aim, the mixed transfer against rclone copy."""
+    out: list[str] = []
+
+    def status(ok: bool | None) -> str:
+        return "—" if ok is None else ("yes" if ok else "**no**")
+
+    row = s.get("dask_bag_read") or {}
+    mine, peer = row.get("ours-bag") or {}, row.get("s3fs-bag") or {}
+    if mine.get("throughput") and peer.get("throughput"):
+        r = mine["throughput"] / peer["throughput"]
+        out.append(f"| Bag of small S3 objects: ≥ {BAG_AIM:.0f}x the files/s of the s3fs Bag "
+                   f"(`read_bytes`) | {fmt_rate(mine['throughput'])} vs {fmt_rate(peer['throughput'])} "
+                   f"files/s = {r:.2f}x | {status(r >= BAG_AIM)} |")
+    elif mine.get("throughput"):
+        out.append(f"| Bag of small S3 objects: ≥ {BAG_AIM:.0f}x the s3fs Bag | s3fs Bag "
+                   f"{_why(row, ['s3fs-bag'])} | — |")
+    for name in OVERHEAD_WORKLOADS:
+        row = s.get(name) or {}
+        found = [(c, r["extra"]) for c, r in row.items()
+                 if (r.get("extra") or {}).get("task_overhead_pct") is not None]
+        if not found:
+            continue
+        title = next((w["title"] for w in data["workloads"] if w["name"] == name), name)
+        worst = max(e["task_overhead_pct"] for _, e in found)
+        text = ", ".join(f"{c} {e['task_overhead_pct']:.1f} % ({e['task_overhead_ms']:.1f} ms of "
+                         f"{e.get('tasks', 0):.0f} tasks)" for c, e in sorted(found))
+        out.append(f"| per-task overhead < {OVERHEAD_AIM:.0f} % of task time: {title} | {text} | "
+                   f"{status(worst < OVERHEAD_AIM)} |")
+    row = s.get("dask_transfer_mix") or {}
+    rclone = (row.get("rclone") or {}).get("throughput")
+    if rclone:
+        ours = {c: r["throughput"] for c, r in row.items() if c != "rclone" and r.get("throughput")}
+        text = ", ".join(f"{'one process' if c == 'ours' else c} {ours[c] / rclone:.2f}x"
+                         for c in sorted(ours, key=lambda c: (c != "ours", c)))
+        out.append(f"| mixed transfer against `rclone copy` ({fmt_rate(rclone)} MB/s; no aim) | "
+                   f"{text} | — |")
+    return out
+
+
+def dask_scaling(data: dict, s: dict, name: str = "dask_transfer") -> dict | None:
     """The Dask rows in words: MB/s per worker count, ratios to one worker, and how busy the
     machine was (client incl. workers + servers + other processes, in cores)."""
-    row = s.get("dask_transfer") or {}
+    row = s.get(name) or {}
     runs = {int(c.split("-")[1]): r for c, r in row.items() if c.startswith("dask-") and r.get("throughput")}
     if 1 not in runs:
         return None
@@ -347,6 +438,9 @@ def dask_scaling(data: dict, s: dict) -> dict | None:
              + f", machine {busy(r):.2f} of {cores} cores busy" for k, r in sorted(runs.items())]
     inproc = row.get("ours", {}).get("throughput")
     text = "; ".join(parts) + (f"; in one process without Dask {fmt_rate(inproc)} MB/s" if inproc else "")
+    rclone = row.get("rclone", {}).get("throughput")
+    if rclone:
+        text += f"; rclone copy {fmt_rate(rclone)} MB/s"
     two = runs.get(2)
     if two and two["throughput"] >= 1.1 * one:
         verdict = "yes"
@@ -387,7 +481,9 @@ def update_docs(path: str, md: str) -> None:
 COLORS = {"ours": "#d62728", "ours-codec": "#d62728", "cloud-files": "#1f77b4", "cloud-files-codec": "#1f77b4",
           "obstore-async": "#2ca02c", "obstore-sync": "#98df8a", "boto3-threads": "#9467bd",
           "gcs-threads": "#9467bd", "s3fs": "#ff7f0e", "gcsfs": "#ff7f0e", "plain": "#7f7f7f",
-          "libdeflate": "#17becf", "zlib": "#bcbd22"}
+          "libdeflate": "#17becf", "zlib": "#bcbd22", "ours-bag": "#d62728", "s3fs-bag": "#ff7f0e",
+          "boto3-bag": "#9467bd", "dask-1": "#e377c2", "dask-2": "#e377c2", "dask-4": "#e377c2",
+          "rclone": "#8c564b"}
 
 
 def plots(data: dict, out_dir: str, prefix: str = "latest_") -> list[str]:
@@ -403,25 +499,25 @@ def plots(data: dict, out_dir: str, prefix: str = "latest_") -> list[str]:
     wls = {w["name"]: w for w in data["workloads"]}
     written = []
 
-    def bars(ax, name: str, value=lambda r: r["throughput"], xlabel=None):
+    def bars(ax, name: str, value=lambda r: r["throughput"], xlabel=None, title=None, label=fmt_rate):
         w = wls.get(name)
         row = s.get(name) or {}
         if w is None or not row:
             ax.set_axis_off()
             return
         clients = [c for c in w["clients"] if c in row]
-        vals = [value(row[c]) if "throughput" in row[c] else 0 for c in clients]
+        vals = [(value(row[c]) or 0) if "throughput" in row[c] else 0 for c in clients]
         ys = range(len(clients))
         ax.barh(list(ys), vals, color=[COLORS.get(c, "#333") for c in clients])
         ax.set_yticks(list(ys), [c if "throughput" in row[c] else f"{c} (n/a)" for c in clients], fontsize=8)
         ax.invert_yaxis()
-        ax.set_title(w["title"], fontsize=9)
+        ax.set_title(title or w["title"], fontsize=9, wrap=True)
         ax.set_xlabel(xlabel or w["unit_label"], fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         top = max(vals) if vals and max(vals) > 0 else 1
         for y, v in zip(ys, vals, strict=False):
             if v:
-                ax.text(v + top * 0.01, y, fmt_rate(v), va="center", fontsize=7)
+                ax.text(v + top * 0.01, y, label(v), va="center", fontsize=7)
         ax.set_xlim(0, top * 1.25)
 
     small = [f"{b}_{op}" for b in ("s3", "gcs") for op in ("get", "put", "exists", "delete")]
@@ -485,6 +581,34 @@ def plots(data: dict, out_dir: str, prefix: str = "latest_") -> list[str]:
     fig.suptitle("Listing, local disk, gzip, transfers (in one process and on Dask), import")
     fig.tight_layout()
     written.append(_save(fig, out_dir, f"{prefix}other.png", plt))
+
+    if any(s.get(n) for n in ("dask_bag_read", "dask_transfer_mix")):
+        fig, axes = plt.subplots(1, 4, figsize=(22, 4.2))
+        bars(axes[0], "dask_bag_read", title="Bag of small S3 objects: files/s")
+        bars(axes[1], "dask_bag_read", value=lambda r: (r.get("extra") or {}).get("graph_s"),
+             xlabel="seconds until the graph exists (listing included)",
+             title="Bag: time to build the graph", label=lambda v: f"{v:.3f}")
+        bars(axes[2], "dask_transfer_mix", title="S3 -> file://, mixed sizes: MB/s")
+        ax = axes[3]
+        entries = [(f"{n.replace('dask_', '')} {c}", r["extra"]["task_overhead_pct"])
+                   for n in OVERHEAD_WORKLOADS for c, r in (s.get(n) or {}).items()
+                   if (r.get("extra") or {}).get("task_overhead_pct") is not None]
+        if entries:
+            ys = list(range(len(entries)))
+            ax.barh(ys, [v for _, v in entries], color="#d62728")
+            ax.set_yticks(ys, [t for t, _ in entries], fontsize=8)
+            ax.invert_yaxis()
+            ax.axvline(OVERHEAD_AIM, color="#333", linestyle="--", linewidth=1)
+            ax.set_xlabel("% of task time outside the engine's work (aim < 5 %)", fontsize=8)
+            ax.set_title("Per-task overhead of our tasks", fontsize=9)
+            for y, (_, v) in zip(ys, entries, strict=False):
+                ax.text(v, y, f" {v:.1f} %", va="center", fontsize=7)
+            ax.set_xlim(0, max(OVERHEAD_AIM, max(v for _, v in entries)) * 1.3)
+        else:
+            ax.set_axis_off()
+        fig.suptitle("Dask: a Bag of many small objects (LocalCluster 2 x 2), transfers of mixed sizes")
+        fig.tight_layout()
+        written.append(_save(fig, out_dir, f"{prefix}dask.png", plt))
     return written
 
 

