@@ -254,7 +254,7 @@ class CloudFiles:
         output: str = "result",
         raise_errors: bool = True,
         part_size: int | None = None,
-        partition_size: int = _dask_collections.PARTITION_SIZE,
+        partition_size: int | None = None,
         partition_bytes: int = _dask_collections.PARTITION_BYTES,
     ) -> Any:
         """A ``dask.bag.Bag`` of the reads of many keys (``pip install 'cloudfiles-dask[dask]'``).
@@ -262,9 +262,10 @@ class CloudFiles:
         ``paths``: keys, ``{"path", "start", "end", "tags"}`` dicts (as :meth:`get` takes) or
         ``(key, size)`` pairs (as ``list(size=True)`` gives), from a list or a generator; None
         lists every key under ``prefix`` here, once, with its size, and no request per key.
-        Partitions hold at most ``partition_size`` keys and at most ``partition_bytes`` bytes of
-        known sizes (listed sizes, byte ranges; an object larger than that is a partition of its
-        own), in input order. Each partition is fetched on its worker by the threaded
+        Partitions hold at most ``partition_size`` keys (default: about two partitions per Dask
+        thread of the current client, or per core without one, 20 to 1000 keys each) and at
+        most ``partition_bytes`` bytes of known sizes (listed sizes, byte ranges; an object
+        larger than that is a partition of its own), in input order. Each partition is fetched on its worker by the threaded
         :meth:`get` (``num_threads`` threads).
 
         ``output``: ``"result"`` (the result dicts of :meth:`get`: ``path``, ``content``,

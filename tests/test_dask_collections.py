@@ -26,6 +26,7 @@ from dask.delayed import Delayed  # noqa: E402
 from cloudfiles_dask import CloudFiles, ProcessBoundaryError  # noqa: E402
 from cloudfiles_dask._engine import ops  # noqa: E402
 from cloudfiles_dask._engine.config import process_backend  # noqa: E402
+from cloudfiles_dask.dask.collections import plan  # noqa: E402
 from cloudfiles_dask.exceptions import DecompressionError  # noqa: E402
 from tests.servers.fault_proxy import FaultProxy  # noqa: E402
 from tests.servers.s3 import ACCESS_KEY, SECRET_KEY  # noqa: E402
@@ -147,12 +148,26 @@ def test_mem_on_the_threaded_scheduler(on_threads):
 def test_partitions_are_bounded_by_count(on_threads, tmp_path):
     cf = _file_root(tmp_path)
     cf.puts((f"k{i:05d}", b"x") for i in range(2500))
-    bag = cf.to_bag(prefix="")  # the defaults: 1000 keys at most
+    bag = cf.to_bag(prefix="", partition_size=1000)
     assert bag.npartitions == 3
     parts = _partitions(bag)
     assert [len(p) for p in parts] == [1000, 1000, 500]
     assert [r["path"] for p in parts for r in p] == [f"k{i:05d}" for i in range(2500)]
     assert [len(p) for p in _partitions(cf.to_bag(prefix="k0000", partition_size=3))] == [3, 3, 3, 1]
+
+
+def test_by_default_each_dask_thread_gets_about_two_partitions(cluster_client, tmp_path):
+    cf = _file_root(tmp_path)
+    cf.puts((f"k{i:05d}", b"x") for i in range(2500))
+    with cluster_client.as_current():  # 4 Dask threads: 2500 keys in 8 partitions of <= 313
+        bag = cf.to_bag(prefix="")
+        assert bag.map_partitions(lambda p: [len(p)]).compute() == [313] * 7 + [309]
+    with dask.config.set(scheduler="threads"):  # no client: this machine's cores
+        per = min(1000, max(20, -(-2500 // (2 * (os.cpu_count() or 1)))))
+        assert _partitions(cf.to_bag(prefix=""))[0].__len__() == per
+    keys = [f"k{i:05d}" for i in range(2500)]  # 20 to 1000 keys a partition, whatever the threads
+    assert [len(p) for p in plan(cf.config, keys, slots=1)[0]] == [1000, 1000, 500]
+    assert [len(p) for p in plan(cf.config, keys[:30], slots=64)[0]] == [20, 10]
 
 
 def test_large_objects_spread_over_more_partitions(where, tmp_path):
@@ -284,7 +299,7 @@ def test_a_partition_fans_out_on_the_engine_threads(on_threads, moto_server, s3_
                 state["now"] -= 1
 
     monkeypatch.setattr(backend, "get", slow_get)
-    bag = cf.to_bag(prefix="")
+    bag = cf.to_bag(prefix="", partition_size=100)
     assert bag.npartitions == 1
     assert len(bag.compute(scheduler="sync")) == 24  # one task on one Dask thread
     assert state["most"] > 1 and len(state["threads"]) > 1, state

@@ -43,7 +43,8 @@ from .cluster import check_count, config_of
 _HINT = ("Dask collections need Dask: pip install 'cloudfiles-dask[dask]' "
          "(dask.bag, and distributed for a cluster)")
 
-#: Default partitioning of reads: at most this many keys per partition ...
+#: Default partitioning of reads: about two partitions per Dask thread, at most this many keys
+#: per partition ...
 PARTITION_SIZE = 1000
 #: ... and at most this many bytes (known sizes: a listing's, a byte range's).
 PARTITION_BYTES = 64 * 1024 * 1024
@@ -119,17 +120,20 @@ def _current_client() -> Any:
         return None
 
 
-def _ready(config: CloudFilesConfig) -> int | None:
+def _ready(config: CloudFilesConfig) -> tuple[int | None, int]:
     """Before a graph is handed out: with a current client, refuse mem:// on workers in other
     processes (ProcessBoundaryError, nothing has run) and start the engine threads the tasks
     will use on every worker (see ``DaskExecutor.prepare``). Returns the pid the tasks of a
-    configuration that lives in one process must run in (None for the others)."""
+    configuration that lives in one process must run in (None for the others), and the Dask
+    threads that will run them (the cluster's, else this machine's cores)."""
     client = _current_client()
+    slots = os.cpu_count() or 1
     if client is not None:
         executor = distribute.DaskExecutor(client)
         executor.check_boundary([config])
         executor.prepare([config], config.num_threads)
-    return None if config.crosses_processes else os.getpid()
+        slots = executor.slots
+    return (None if config.crosses_processes else os.getpid()), slots
 
 
 def _check_origin(config: CloudFilesConfig, origin: int | None) -> None:
@@ -161,14 +165,15 @@ def _range_size(start: int | None, end: int | None) -> int | None:
 
 
 def plan(config: CloudFilesConfig, paths: Any = None, prefix: str = "",
-         partition_size: int = PARTITION_SIZE, partition_bytes: int = PARTITION_BYTES,
-         ) -> tuple[list[list[Any]], tuple]:
+         partition_size: int | None = None, partition_bytes: int = PARTITION_BYTES,
+         slots: int = 1) -> tuple[list[list[Any]], tuple]:
     """The partitions of a read (lists of keys and range dicts, in input order) and what
     identifies them (for the token). A partition closes when it holds ``partition_size`` keys
     or when the next key would take it past ``partition_bytes`` bytes (an object larger than
     that is a partition of its own); a key of unknown size counts 0 bytes (its count still
-    bounds its partition)."""
-    check_count("partition_size", partition_size, optional=False)
+    bounds its partition). ``partition_size`` None: about two partitions per Dask thread
+    (``slots``), 20 to :data:`PARTITION_SIZE` keys each (``distribute.batch_size_for``)."""
+    check_count("partition_size", partition_size)
     check_count("partition_bytes", partition_bytes, optional=False)
     keys: list[str] = []
     ranges: list[str] = []
@@ -200,8 +205,11 @@ def plan(config: CloudFilesConfig, paths: Any = None, prefix: str = "",
             sizes.append(size or 0)
             yield item, size or 0
 
+    listed = list(entries())
+    if partition_size is None:
+        partition_size = distribute.batch_size_for(len(listed), slots, cap=PARTITION_SIZE)
     parts = [[item for item, _ in part]
-             for part in batched_by(entries(), partition_size, partition_bytes, itemgetter(1))]
+             for part in batched_by(listed, partition_size, partition_bytes, itemgetter(1))]
     if not parts:
         parts.append([])
     identity = (keys, ",".join(ranges), tags, sizes.tobytes(), [len(part) for part in parts])
@@ -239,7 +247,7 @@ def to_bag(
     output: str = "result",
     raise_errors: bool = True,
     part_size: int | None = None,
-    partition_size: int = PARTITION_SIZE,
+    partition_size: int | None = None,
     partition_bytes: int = PARTITION_BYTES,
 ) -> Any:
     """A ``dask.bag.Bag`` of what ``CloudFiles.get`` gives for each key (see
@@ -248,8 +256,8 @@ def to_bag(
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     dask = _dask()
     config = config_of(source).shippable()
-    origin = _ready(config)
-    parts, identity = plan(config, paths, prefix, partition_size, partition_bytes)
+    origin, slots = _ready(config)
+    parts, identity = plan(config, paths, prefix, partition_size, partition_bytes, slots)
     options = (bool(raw), bool(raise_errors), part_size, output)
     token = dask.base.tokenize("cloudfiles_dask.get", config, identity, options, origin)
     name = f"cloudfiles-get-{token}"
@@ -306,7 +314,7 @@ def put_bag(target: Any, bag: Any, options: PutOptions, *, json: bool = False,
                         f"{type(bag).__name__} (a DataFrame: .to_bag(); delayed: "
                         f"dask.bag.from_delayed)")
     config = config_of(target).shippable()
-    origin = _ready(config)
+    origin, _ = _ready(config)
     name = f"cloudfiles-{'put_jsons' if json else 'puts'}-{uuid4().hex}"
     layer = {(name, i): _task((name, i), put_partition, _ref(key), config, options, json, origin)
              for i, key in enumerate(bag.__dask_keys__())}
