@@ -52,6 +52,27 @@ class PutMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class Debris:
+    """Something an interrupted write left behind (see :meth:`Backend.find_debris`).
+
+    ``kind``: ``"temp-file"`` (the hidden temporary file of an atomic local write),
+    ``"partial-download"`` (a resumable download's partial file), ``"multipart-upload"`` (an
+    unfinished S3 multipart upload) or ``"composite-part"`` (a GCS composite upload's part).
+    ``key``: the key, relative to the backend's root, of the object it was becoming (None if it
+    cannot be told). ``handle``: what the backend needs to remove it (a path, an upload id, a
+    part's key). ``created``: Unix seconds when known. ``owner``: ``"host:pid"`` of the writer
+    when known. ``live``: the owner is a process still running on this machine: never removed."""
+
+    kind: str
+    key: str | None
+    handle: str
+    size: int | None = None
+    created: float | None = None
+    owner: str | None = None
+    live: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class BackendOptions:
     """Construction arguments a backend may care about; each ignores what is not its concern."""
 
@@ -243,6 +264,20 @@ class Backend(ABC):
         """The object's access control as the service describes it, or None if it is missing.
         This default: None (mem:// has no ACLs)."""
         return None
+
+    def find_debris(self, prefix: str = "", older_than: float = 0.0) -> Iterator[Debris]:
+        """What interrupted writes left under ``prefix`` and was created at least
+        ``older_than`` seconds ago (debris of unknown age counts as old): temporary files,
+        unfinished uploads, upload parts. This default: nothing (a backend whose writes leave
+        nothing, such as mem://, or that cannot tell)."""
+        return iter(())
+
+    def remove_debris(self, items: list[Debris]) -> int:
+        """Remove ``items`` (from :meth:`find_debris` of this backend), skipping any that is
+        ``live`` or already gone; returns how many were removed."""
+        if items:
+            raise NotImplementedError(f"{type(self).__name__} finds no debris to remove")
+        return 0
 
     def describe(self) -> str:
         """A human-readable location of the root, used in error messages."""
