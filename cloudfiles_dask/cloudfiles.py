@@ -19,6 +19,7 @@ from ._engine.legacy import InterfaceAdapter
 from ._iteration import batched
 from .dask import cluster as _dask_cluster
 from .dask import collections as _dask_collections
+from .jupyter import browser as _jupyter_browser
 from .lib import jsonify
 from .monitoring import IOEnum, TransmissionMonitor
 
@@ -621,7 +622,10 @@ class CloudFiles:
         ``.<name>.cfdask-partial`` file next to the destination, kept if the download is
         interrupted; a retry or a later run asks only for the missing bytes, then the whole file
         is verified (checksum where the service gives one, and size) and renamed into place.
-        Other strategies ignore it.
+        Other strategies ignore it. Into file://, a resumable transfer also removes, before it
+        returns, the temporary files that killed writers left in the directories it wrote into
+        (a process of this machine that no longer runs; another machine's only when untouched
+        for a day), never one a live writer owns.
 
         ``client``: a ``distributed.Client``: the files are copied in batches by tasks of that
         Dask cluster (see :func:`cloudfiles_dask.dask.transfer`), the records of the batches
@@ -657,9 +661,46 @@ class CloudFiles:
             paths = [paths]
         total = jobs.known_length(paths)
         recording = TransmissionMonitor(IOEnum.TX)
+        pairs = jobs.transfer_pairs(paths)
+        # a resumed transfer clears what killed writers left in the directories it writes into
+        dirs: set[str] | None = set() if options.resumable and self.backend.local_files else None
+        if dirs is not None:
+            pairs = ops.noting_dirs(pairs, dirs)
         with self._runner(progress, total, "Transferring", recording) as runner:
-            ops.transfer(src.backend, self.backend, jobs.transfer_pairs(paths), runner, options)
+            ops.transfer(src.backend, self.backend, pairs, runner, options)
+        if dirs:
+            ops.remove_orphans(self.backend, dirs)
         return recording
+
+    # -- debris ---------------------------------------------------------------------------------------
+    def sweep(self, prefix: str = "", older_than: float = ops.SWEEP_AGE, delete: bool = False) -> list[dict]:
+        """What interrupted writes (a process killed, a machine lost) left under ``prefix``,
+        created at least ``older_than`` seconds ago (default: an hour); with ``delete=True``
+        each one is removed, except those a live writer of this machine still owns.
+
+        Found, by protocol: file:// the hidden temporary files of atomic writes
+        (``.cfdask-tmp-<host>-<pid>-<ms>-<random>``) and the partial files of resumable
+        downloads (``.<name>.cfdask-partial``; removing one only loses the bytes a later
+        download would have continued from); s3:// unfinished multipart uploads (their parts
+        are billed until aborted); gs:// the parts of composite uploads. mem:// leaves nothing;
+        http(s):// is read-only. The age protects the writers nothing can see (another
+        machine's): choose it longer than any one object takes to write.
+
+        Returns one dict per item found: ``kind`` (``temp-file``, ``partial-download``,
+        ``multipart-upload``, ``composite-part``), ``key`` (the key it was becoming, None when
+        it cannot be told), ``url`` (that key's cloudpath), ``handle`` (the file's path, the
+        upload id, the part's key), ``size`` (bytes), ``created`` (Unix seconds), ``age``
+        (seconds), ``owner`` (``host:pid`` when known), ``live`` (its writer still runs here:
+        never removed), ``orphaned`` (its writer is known to have ended) and ``removed``. The
+        same from the command line: ``cloudfiles sweep PATH [--older-than 2h] [--delete]``.
+        """
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
+        if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) \
+                or not older_than >= 0 or older_than == float("inf"):
+            raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
+        with self._runner(False, None, "Sweeping") as runner:
+            return ops.sweep(self.backend, prefix, float(older_than), bool(delete), runner)
 
     def move(self, src: str, dest: str) -> int:
         """Move key ``src`` to the full cloudpath ``dest``."""
@@ -705,6 +746,12 @@ class CloudFiles:
     def clear_locks(self) -> int:
         """Delete every lock file in the lock directory; returns how many were removed."""
         return _locks.clear_locks(_locks.resolve_lock_dir(self._config.lock_dir))
+
+    def browse(self, **options: Any) -> Any:
+        """A file-manager widget over this CloudFiles in a notebook (``pip install
+        'cloudfiles-dask[jupyter]'``): :class:`~cloudfiles_dask.jupyter.Browser` (its keyword
+        arguments: ``prefix``, ``page_size``, ``preview_bytes``, ...)."""
+        return _jupyter_browser.Browser(self, **options)
 
 
 def _merged(recording: TransmissionMonitor | None,

@@ -12,8 +12,10 @@ Limits, plainly: the ledger uses sqlite's WAL journal, which needs every client 
 with the file on a local filesystem (not NFS/SMB). Leases use the wall clock (epoch ms). Writes
 to the ledger are serialised: each block costs two short write transactions, so blocks of a few
 hundred files keep the ledger far from being the bottleneck. A transfer killed mid-file may leave
-a hidden ``.cfdask-tmp-*`` file in a file:// destination (never a partial file under the real
-name); it is not listed and is harmless.
+a hidden ``.cfdask-tmp-<host>-<pid>-...`` file in a file:// destination (never a partial file
+under the real name); the run that resumes the job removes those of dead processes of its
+machine from the directories it writes into before it returns (see :meth:`execute`), and
+``CloudFiles.sweep`` / ``cloudfiles sweep`` find any others.
 
     >>> rt = ResumableTransfer("job.db", lease_msec=30_000)   # doctest: +SKIP
     >>> rt.init("gs://bucket/src", "file:///data/dest", reencode="gzip")
@@ -77,10 +79,11 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from ._engine import ops
 from ._engine.jobs import TransferOptions, transfer_pairs
 from .cloudfiles import CloudFiles
 from .compression import normalize_encoding
@@ -238,6 +241,7 @@ class ResumableFileSet:
         self._ident: tuple[int, int] | None = None  # (device, inode) of the file connected to
         # One connection per process, shared by this object's threads one operation at a time.
         self._lock = threading.RLock()
+        self._in_txn = False  # a transaction of ours is open on the connection (see _connect)
 
     def __repr__(self) -> str:
         return f"ResumableFileSet({self.db_path!r}, lease_msec={self.lease_msec})"
@@ -254,6 +258,10 @@ class ResumableFileSet:
         import sqlite3
 
         if self._conn is not None and self._pid == os.getpid():
+            if self._conn.in_transaction and not self._in_txn:
+                # a transaction an interrupt (a Ctrl-C between two statements) left open: undo
+                # it before anything else runs on this connection (SQLite has no nested ones)
+                self._conn.execute("ROLLBACK")
             return self._conn
         if self._conn is not None:  # inherited through fork: never use the parent's handle
             self._conn = None
@@ -395,13 +403,19 @@ class ResumableFileSet:
         sequences such as leasing are atomic with respect to every other client."""
         with self._lock:
             conn = conn or self._db()
-            conn.execute("BEGIN IMMEDIATE")
+            self._in_txn = True
             try:
+                # one try from BEGIN on: an interrupt landing as BEGIN returns still rolls back,
+                # so the write lock is never kept past this call
+                conn.execute("BEGIN IMMEDIATE")
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            finally:
+                self._in_txn = False
 
     def close(self) -> None:
         """Close this process's connection (the ledger file stays)."""
@@ -465,19 +479,23 @@ class ResumableFileSet:
         conn.execute("DROP TABLE IF EXISTS temp.staging")
         conn.execute("CREATE TEMP TABLE staging (src TEXT NOT NULL, dest TEXT NOT NULL)")
         pairs = _pairs(items)
-        conn.execute("BEGIN")
+        self._in_txn = True
         try:
+            conn.execute("BEGIN")
             while True:
                 batch = list(islice(pairs, _STAGE_BATCH))
                 if not batch:
                     break
                 conn.executemany("INSERT INTO temp.staging (src, dest) VALUES (?, ?)", batch)
             conn.execute("CREATE INDEX temp.staging_dest ON staging (dest, src)")
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             conn.execute("DROP TABLE IF EXISTS temp.staging")
             raise
-        conn.execute("COMMIT")
+        finally:
+            self._in_txn = False
         return True
 
     def _insert_staged(self, conn: sqlite3.Connection) -> int:
@@ -585,6 +603,26 @@ class ResumableFileSet:
         """Epoch ms at which the first currently held lease runs out (None if none is held)."""
         row = self._one("SELECT MIN(lease) FROM filelist WHERE done = 0 AND lease > ?", (_now_ms(),))
         return None if row[0] is None else int(row[0])
+
+    def debris_scope(self, everything: bool = False) -> tuple[list[str], Callable[[str], bool]]:
+        """Where this job's interrupted writers can have left debris (temporary files,
+        unfinished uploads, parts), for ``ops.remove_orphans``: the directories of the keys
+        handed out more than once (a killed client's, or one whose lease ran out), or with
+        ``everything`` of every key (a Dask worker that died had its block rerun under the
+        same lease, so the ledger cannot tell its keys); and a test of whether a key is this
+        job's."""
+        if everything:
+            sql = ("SELECT DISTINCT CASE WHEN instr(dest, '/') = 0 THEN '' "
+                   "ELSE rtrim(dest, replace(dest, '/', '')) END FROM filelist")
+            dirs = sorted(row[0] for row in self._all(sql))
+        else:
+            keys = self._all("SELECT dest FROM filelist WHERE attempts > 1")
+            dirs = sorted({ops.key_dir(row[0]) for row in keys})
+        return dirs, self.holds
+
+    def holds(self, dest: str) -> bool:
+        """True if ``dest`` is a destination key of this job (an index probe)."""
+        return self._one("SELECT EXISTS (SELECT 1 FROM filelist WHERE dest = ?)", (dest,))[0] == 1
 
     def all_done(self) -> bool:
         """True when no row is unfinished (an index probe, not a count)."""
@@ -938,6 +976,12 @@ class ResumableTransfer:
         runs its blocks again elsewhere) or this process killed (rerun ``execute``: leased
         blocks are taken again once their lease runs out) loses nothing and never transfers a
         file the ledger has marked done. Progress then also moves while blocks run.
+
+        Into file://, before it returns, ``execute`` removes from the directories it wrote into
+        the temporary files that killed writers left there (with ``client``, on each machine of
+        the cluster): those of processes of this machine that no longer run, and those of other
+        machines (or with no owner in their name) once untouched for a day; never one a live
+        writer owns. Only those directories are looked at, not the whole destination.
         """
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
@@ -950,6 +994,7 @@ class ResumableTransfer:
         leasing = fs.lease_msec > 0
         transferred = 0
         shown = fs.finished()
+        written: set[str] = set()  # the directories written into (for temp files of others)
         bar = make_progress(progress, fs.total(), "Transferring")
         try:
             if shown:
@@ -961,6 +1006,7 @@ class ResumableTransfer:
                     after = rows[-1][0]
                     ids = [row[0] for row in rows]
                     pairs = [(src, dst) for _, src, dst in rows]
+                    written.update(ops.key_dir(dst) for _, dst in pairs)
                     keeper = _LeaseKeeper(fs.db_path, fs.lease_msec, ids, lease)
                     try:
                         with keeper:
@@ -983,6 +1029,10 @@ class ResumableTransfer:
                 if finished > shown:
                     bar.advance(finished - shown)
                     shown = finished
+            scope, owns = fs.debris_scope()  # where killed predecessors wrote
+            if target.backend.local_files:
+                scope = sorted(written.union(scope))
+            ops.remove_orphans(target.backend, scope, owns)
         finally:
             bar.close()
         return transferred
@@ -1028,7 +1078,8 @@ class ResumableTransfer:
                 while True:
                     if not leasing or fs.available():
                         cluster.run_transfer(executor, src, dest, leased(), options, bar,
-                                             max_in_flight=max_in_flight, on_done=finished)
+                                             max_in_flight=max_in_flight, on_done=finished,
+                                             cleanup=fs.debris_scope)
                     if not leasing or fs.all_done():
                         break
                     expiry = fs.next_expiry()  # the rest is leased by others: wait for them

@@ -22,7 +22,7 @@ GROUND = {
     "cloudfiles_dask.secrets", "cloudfiles_dask._locks", "cloudfiles_dask._retry",
     "cloudfiles_dask.progress", "cloudfiles_dask._threads", "cloudfiles_dask._checksums",
     "cloudfiles_dask._iteration", "cloudfiles_dask._suffixes", "cloudfiles_dask.compression",
-    "cloudfiles_dask._md5lanes", "cloudfiles_dask.monitoring",
+    "cloudfiles_dask._md5lanes", "cloudfiles_dask.monitoring", "cloudfiles_dask._owners",
     "cloudfiles_dask.lib", "cloudfiles_dask.typing",
 }
 FACES = {"cloudfiles_dask", "cloudfiles_dask.cloudfiles", "cloudfiles_dask.cloudfile",

@@ -252,6 +252,24 @@ def test_status_len_idempotent_and_ledger_survives(tmp_path, roots):
     assert not any(os.path.exists(db + s) for s in ("", "-wal", "-shm"))
 
 
+def test_a_transaction_an_interrupt_left_open_is_undone_before_the_next_call(tmp_path, roots):
+    """A Ctrl-C landing between BEGIN and the statement after it runs no handler: the
+    connection stays in a transaction, which the next call rolls back (SQLite has no nested
+    ones) instead of failing, and its half-done change never lands."""
+    src, dest = roots
+    files = make_tree(src, 30, seed=5)
+    rt = ResumableTransfer(str(tmp_path / "job.db"))
+    rt.init(src, dest)
+    conn = rt.fileset._connect()
+    conn.execute("BEGIN IMMEDIATE")  # as a write cut by the interrupt leaves it
+    conn.execute("UPDATE stats SET value = 999 WHERE key = 'finished'")
+    rt.init(src, dest)  # the job again, as a notebook user would after the interrupt
+    assert rt.status()["finished"] == 0
+    assert rt.execute() == 30
+    assert sorted(CloudFiles(dest).list()) == sorted(files)
+    ledger_consistent(str(tmp_path / "job.db"))
+
+
 def test_init_twice_refuses_other_jobs_and_adds_paths(tmp_path, roots):
     src, dest = roots
     make_tree(src, 30, seed=3)

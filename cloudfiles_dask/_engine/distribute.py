@@ -16,8 +16,9 @@ Executors share one small interface: ``slots`` (batches that run at once),
 (the finished ones; none when ``timeout`` passed first), ``cancel(futures)``,
 ``check_boundary(configs)`` (the process-boundary check, before anything is submitted),
 ``prepare(configs, threads_per_task)``, ``release(future)`` (the result was taken: a Dask
-task is forgotten, so a worker that dies later does not run it again) and ``watch()`` (the
-workers that leave meanwhile).
+task is forgotten, so a worker that dies later does not run it again), ``watch()`` (the
+workers that leave meanwhile) and ``on_each_host(fn, *args)`` (``fn`` once on each machine the
+work runs on: what only that machine can tell, such as which of its processes still run).
 
 Progress across processes (:class:`BatchProgress`): a task that is given a ``progress`` key
 counts its files and bytes in a sink that only adds to two counters; on a Dask worker, one
@@ -68,6 +69,8 @@ TICK = 0.5
 WATCH_INTERVAL = 5.0
 #: The topic of the workers' progress messages (``Worker.log_event``).
 PROGRESS_TOPIC = "cloudfiles-dask-progress"
+#: Seconds :meth:`DaskExecutor.on_each_host` waits for its tasks (a clean-up: best effort).
+HOST_TASK_TIMEOUT = 60.0
 #: The name of the worker plugin :meth:`DaskExecutor.prepare` registers.
 PLUGIN_NAME = "cloudfiles-dask-prepare"
 
@@ -133,6 +136,11 @@ class ProcessExecutor:
         """Local processes do not leave: nothing to watch."""
         return _NoWatch()
 
+    @staticmethod
+    def on_each_host(fn: Callable[..., Any], *args: Any) -> list[Any]:
+        """``fn(*args)`` once on each machine the work ran on: here, the processes' machine."""
+        return [fn(*args)]
+
 
 class DaskExecutor:
     """The workers of a Dask cluster, through a ``distributed.Client``. ``retries``: extra
@@ -196,6 +204,32 @@ class DaskExecutor:
     def watch(self) -> ClusterWatch:
         """Start noting the workers that leave the cluster (see :class:`ClusterWatch`)."""
         return ClusterWatch(self.client, self.keys)
+
+    def on_each_host(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        """``fn(*args)`` as one task on a worker of each machine of the cluster (for what only
+        that machine can tell, such as which of its processes run); the results. A task whose
+        worker leaves meanwhile runs on another worker, of another machine maybe: ``fn`` must
+        be harmless anywhere."""
+        try:
+            workers = self.client.scheduler_info(n_workers=-1)["workers"]
+        except TypeError:  # a distributed that lists every worker without being asked
+            workers = self.client.scheduler_info()["workers"]
+        chosen: dict[str, str] = {}
+        for address, info in sorted(workers.items()):
+            chosen.setdefault(str(info.get("host") or address), address)
+        futures = [self.client.submit(fn, *args, workers=[address], allow_other_workers=True,
+                                      pure=False)
+                   for address in chosen.values()]
+        import distributed
+
+        # best effort, bounded: a worker that hangs (or a replacement stuck starting) must not
+        # hold the driver; what is not done by then is left to the next run or a sweep
+        with contextlib.suppress(TimeoutError):
+            distributed.wait(futures, timeout=HOST_TASK_TIMEOUT)
+        late = [future for future in futures if not future.done()]
+        if late:
+            self.client.cancel(late)
+        return [future.result() for future in futures if future.status == "finished"]
 
 
 def _prestart(per_task: int, helpers: int, dask_worker: Any = None) -> int:
@@ -687,6 +721,12 @@ def transfer_batch(pairs: list[tuple[str, str]], src: CloudFilesConfig, dest: Cl
         if publisher is not None:
             publisher.remove(progress)
     return recording
+
+
+def remove_orphans_batch(dirs: list[str], config: CloudFilesConfig) -> int:
+    """``ops.remove_orphans`` over the directories ``dirs`` of ``config``, in this process (on
+    each machine of a cluster after a transfer: see ``DaskExecutor.on_each_host``)."""
+    return ops.remove_orphans(process_backend(config), dirs)
 
 
 def move_batch(pairs: list[tuple[str, str]], src: CloudFilesConfig, dest: CloudFilesConfig,

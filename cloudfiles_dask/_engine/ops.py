@@ -477,3 +477,108 @@ def move(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: 
         if doomed:
             call(src, src.delete_many, doomed)
     return moved
+
+
+# -- debris: what interrupted writes leave behind ---------------------------------------------------
+#: The default age of ``CloudFiles.sweep`` and ``cloudfiles sweep``, in seconds. A live writer of
+#: this machine is protected whatever the age; the age protects the writers no backend can see
+#: (another machine's, or an S3 multipart upload's, whose owner S3 does not keep), and one hour
+#: is well past the time one object takes to write. Removing a live remote writer's debris never
+#: damages data either: that write fails and is retried or resumed.
+SWEEP_AGE = 3600.0
+#: A temporary file no process of this machine owns (another machine's, or one whose name
+#: records no owner) counts as abandoned, for the clean-up after a transfer, once nobody has
+#: written to it for this long: no writer pauses a day in the middle of one file.
+ABANDONED_AFTER = 24 * 3600.0
+_TEMP_FILE = "temp-file"
+
+
+def _debris(backend: Backend, prefix: str, older_than: float, flat: bool = False) -> list[Any]:
+    return list(backend.find_debris(prefix, older_than, flat))
+
+
+def sweep(backend: Backend, prefix: str, older_than: float, delete: bool, runner: Runner) -> list[dict]:
+    """What interrupted writes left under ``prefix``, at least ``older_than`` seconds old (see
+    ``Backend.find_debris``), as plain dicts; with ``delete`` each one not ``live`` is removed
+    (on the runner's threads, as many as the backend writes with).
+
+    Each dict: ``kind``, ``key`` (the key it was becoming; None when unknown), ``url`` (that
+    key's cloudpath, or None), ``handle`` (what it is: a file's path, an upload id, a part's
+    key), ``size`` (bytes, or None), ``created`` (Unix seconds, or None), ``age`` (seconds, or
+    None), ``owner`` (``host:pid`` or None), ``live`` (a writer of this machine still owns it:
+    never removed), ``orphaned`` (its writer is known to have ended) and ``removed``."""
+    if delete:
+        require_writable(backend)
+    found = call(backend, _debris, backend, prefix, older_than)
+    now = time.time()
+    removed: list[bool] = [False] * len(found)
+    if delete:
+        def job(index: int) -> None:
+            removed[index] = call(backend, backend.remove_debris, [found[index]]) > 0
+
+        runner.run(job, [i for i, item in enumerate(found) if not item.live], backend.write_threads)
+    return [{
+        "kind": item.kind,
+        "key": item.key,
+        "url": None if item.key is None else backend.url(item.key),
+        "handle": item.handle,
+        "size": item.size,
+        "created": item.created,
+        "age": None if item.created is None else max(0.0, now - item.created),
+        "owner": item.owner,
+        "live": item.live,
+        "orphaned": item.orphaned,
+        "removed": was_removed,
+    } for item, was_removed in zip(found, removed, strict=True)]
+
+
+def key_dir(key: str) -> str:
+    """The directory prefix of ``key`` (``"a/b/"`` for ``"a/b/c"``, ``""`` at the top)."""
+    head, sep, _ = key.rpartition("/")
+    return head + sep
+
+
+def noting_dirs(pairs: Iterable[tuple[str, str]], into: set[str]) -> Iterator[tuple[str, str]]:
+    """``pairs`` as they are, the directory of each destination key added to ``into`` (what
+    :func:`remove_orphans` needs after a transfer)."""
+    add = into.add
+    for pair in pairs:
+        add(key_dir(pair[1]))
+        yield pair
+
+
+def remove_orphans(backend: Backend, dirs: Iterable[str],
+                   owns: Callable[[str], bool] | None = None) -> int:
+    """Remove, from the directories ``dirs`` only (key prefixes ending in ``/``, or ``""``:
+    each looked at alone, not below it), what interrupted writers left there. Never what a
+    live writer of this machine owns. Returns how many were removed.
+
+    - Local files: the temporary files of a process of this machine that has ended, at any
+      age, and those no process of this machine owns once nobody has written to them for
+      :data:`ABANDONED_AFTER`.
+    - Object stores: debris whose writer is known to have ended (GCS parts name their writer),
+      and debris of the keys ``owns(key)`` accepts: a resumed job's finished keys, whose
+      unfinished uploads and parts can only be its own cut-short writers' (S3 uploads record
+      no writer).
+
+    What resumed and Dask transfers run over the directories they wrote into, before they
+    finish."""
+    if not backend.writable:
+        return 0
+    removed = 0
+    for prefix in sorted(set(dirs)):
+        found = [item for item in call(backend, _debris, backend, prefix, 0.0, True)
+                 if not item.live]
+        if backend.local_files:
+            found = [item for item in found if item.kind == _TEMP_FILE]
+            doomed = [item for item in found if item.orphaned]
+            if len(doomed) < len(found):  # some nobody here owns: only when long untouched
+                doomed += [item for item in call(backend, _debris, backend, prefix,
+                                                 ABANDONED_AFTER, True)
+                           if item.kind == _TEMP_FILE and not item.live and not item.orphaned]
+        else:
+            doomed = [item for item in found if item.orphaned or (
+                owns is not None and item.key is not None and owns(item.key))]
+        if doomed:
+            removed += call(backend, backend.remove_debris, doomed)
+    return removed

@@ -61,7 +61,10 @@ class Debris:
     ``key``: the key, relative to the backend's root, of the object it was becoming (None if it
     cannot be told). ``handle``: what the backend needs to remove it (a path, an upload id, a
     part's key). ``created``: Unix seconds when known. ``owner``: ``"host:pid"`` of the writer
-    when known. ``live``: the owner is a process still running on this machine: never removed."""
+    when known. ``live``: the owner is a process still running on this machine: never removed.
+    ``orphaned``: the owner is known to have ended (a process of this machine that no longer
+    runs), so removing it cannot hurt a writer whatever its age; ``live`` and ``orphaned`` both
+    False means the backend cannot tell (another machine's writer, or no owner recorded)."""
 
     kind: str
     key: str | None
@@ -70,6 +73,7 @@ class Debris:
     created: float | None = None
     owner: str | None = None
     live: bool = False
+    orphaned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,11 +269,16 @@ class Backend(ABC):
         This default: None (mem:// has no ACLs)."""
         return None
 
-    def find_debris(self, prefix: str = "", older_than: float = 0.0) -> Iterator[Debris]:
+    def find_debris(self, prefix: str = "", older_than: float = 0.0,
+                    flat: bool = False) -> Iterator[Debris]:
         """What interrupted writes left under ``prefix`` and was created at least
         ``older_than`` seconds ago (debris of unknown age counts as old): temporary files,
         unfinished uploads, upload parts. This default: nothing (a backend whose writes leave
-        nothing, such as mem://, or that cannot tell)."""
+        nothing, such as mem://, or that cannot tell).
+
+        ``flat``: only what lies directly in the directory ``prefix`` ends in (``"a/b/"``: in
+        ``a/b``, not below it), so that a caller can look at a few directories of a large tree
+        cheaply (the clean-up after a resumed transfer into file://)."""
         return iter(())
 
     def remove_debris(self, items: list[Debris]) -> int:

@@ -39,8 +39,11 @@ Writes
     the final object (with the requested content type, cache control, storage class and
     encoding). Each group of parts is deleted right after it is composed, and the composed
     object's crc32c is checked against the bytes read. On failure the parts written so far are
-    deleted (best effort). A process killed mid-upload leaves parts behind:
-    :func:`find_composite_parts` and :func:`clean_composite_parts` find and remove them.
+    deleted (best effort). A process killed mid-upload leaves parts behind (billed as objects):
+    ``find_debris`` / ``remove_debris`` (the sweep), and :func:`find_composite_parts` /
+    :func:`clean_composite_parts`, find and remove them. Parts and intermediate composites carry
+    the custom metadata ``cfdask-owner: host:pid`` of their writer (the final object does not),
+    so a sweep never removes the parts of an upload still running on the same machine.
     Composite objects have no md5; their reads are always checked with crc32c.
 
 Batches
@@ -80,6 +83,7 @@ from .. import _retry, paths
 from .. import secrets as _secrets
 from .._checksums import crc32c_b64, crc32c_hasher, digest_text, new_digest, preload_crc32c
 from .._iteration import batched
+from .._owners import Owners, this_process
 from ..compression import normalize_encoding
 from ..exceptions import (
     AuthorizationError,
@@ -91,7 +95,7 @@ from ..exceptions import (
 )
 from . import _http1
 from ._http1 import SkipWriter
-from .base import Backend, BackendOptions, Blob, PutMeta
+from .base import Backend, BackendOptions, Blob, Debris, PutMeta
 
 try:
     from orjson import dumps as _dumps
@@ -121,6 +125,9 @@ PARTS_IN_FLIGHT = 4  # composite upload: parts being uploaded at once (each hold
 STREAM_CHUNK = 1024 * 1024  # bytes read from a response at a time when streaming into a file
 PART_MARK = ".cfdask-part-"
 _PART_RE = re.compile(r"\.cfdask-part-[0-9a-f]{16}\.\d+\.\d+\Z")
+#: Custom metadata of composite parts: ``host:pid`` of the process that wrote them, so that a
+#: sweep can tell the parts of an upload still running on this machine (never removed).
+OWNER_METADATA = "cfdask-owner"
 
 _GET_HEADERS = {"Accept-Encoding": "gzip", "User-Agent": "cloudfiles-dask"}
 _HEADERS = {"User-Agent": "cloudfiles-dask"}
@@ -937,7 +944,7 @@ class GCSBackend(Backend):
         self._upload(name, data, meta)
 
     def _upload(self, name: str, data: bytes, meta: PutMeta, storage_class: str | None = None,
-                crc32c: str | None = None) -> dict:
+                crc32c: str | None = None, metadata: dict[str, str] | None = None) -> dict:
         """One ``uploadType=multipart`` request; returns the stored object's resource. The md5
         sent lets GCS refuse damaged bytes; the md5 it answers is checked as well, for servers
         that store whatever arrives (fake-gcs-server). Composite parts send their ``crc32c``
@@ -956,6 +963,8 @@ class GCSBackend(Backend):
         storage_class = storage_class or meta.storage_class
         if storage_class:
             resource["storageClass"] = storage_class
+        if metadata:
+            resource["metadata"] = metadata
         boundary = os.urandom(16).hex()
         head = (f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode()
                 + _dumps(resource)
@@ -1027,9 +1036,86 @@ class GCSBackend(Backend):
             _LOG.warning(
                 "Could not delete %d object(s) written for %s (%s: %s): %s%s",
                 len(names), self._where(for_name), type(e).__name__, e, ", ".join(names[:3]),
-                "; clean_composite_parts() removes leftover parts" if parts else "",
+                "; the sweep (find_debris/remove_debris, clean_composite_parts()) removes "
+                "leftover parts" if parts else "",
             )
             return False
+
+    # -- debris: parts of interrupted composite uploads -------------------------------------------
+    def find_debris(self, prefix: str = "", older_than: float = 0.0,
+                    flat: bool = False) -> Iterator[Debris]:
+        """The composite-upload parts under ``prefix`` (kind ``"composite-part"``): ``key`` the
+        object the part was for, ``handle`` the part's own key, ``size`` its bytes. One listing
+        of ``prefix`` (all of it: GCS cannot list by suffix), which also gives each part's
+        ``timeCreated`` and its ``cfdask-owner`` metadata (``host:pid`` of the writer; parts
+        written before it existed have none). A part's ``created`` is that of the newest part
+        of its upload, so the parts of an upload still writing others are not stale however
+        early they came. ``live``: its writer is a process still running on this machine;
+        ``orphaned``: a process of this machine that has ended. ``flat``: only parts of objects
+        directly in the directory ``prefix`` ends in (the same one listing)."""
+        cutoff = time.time() - older_than if older_than > 0 else float("inf")  # 0: every part
+        directory = prefix[: prefix.rfind("/") + 1]
+        found = list(self._parts(self.base + prefix))
+        owners = Owners()
+        newest: dict[str, float] = {}
+        for name, _, created, _ in found:
+            stem = _part_stem(name)
+            if created is not None and created > newest.get(stem, float("-inf")):
+                newest[stem] = created
+        cut = len(self.base)
+        for name, size, _, owner in found:
+            created = newest.get(_part_stem(name))
+            if created is not None and created > cutoff:
+                continue
+            key = name[cut: _PART_RE.search(name).start()]  # type: ignore[union-attr]
+            if flat and "/" in key[len(directory):]:
+                continue
+            live, orphaned = owners.state(owner, created)
+            yield Debris("composite-part", key, name[cut:], size, created, owner, live, orphaned)
+
+    def _parts(self, full_prefix: str) -> Iterator[tuple[str, int, float | None, str | None]]:
+        """``(name, size, created, owner)`` of each composite part whose name starts with
+        ``full_prefix``, in listing order."""
+        params = {"prefix": full_prefix, **self._page_size(),
+                  "fields": "items(name,size,timeCreated,metadata),nextPageToken"}
+        if self.user_project:
+            params["userProject"] = self.user_project
+        token = None
+        while True:
+            page = _retry.call_inner(self._list_page, is_transient, params, token)
+            for item in page.get("items", ()):
+                name = item.get("name") or ""
+                if _PART_RE.search(name):
+                    created = _parse_time(item.get("timeCreated"))
+                    owner = (item.get("metadata") or {}).get(OWNER_METADATA)
+                    yield (name, int(item.get("size") or 0),
+                           None if created is None else created.timestamp(),
+                           owner if isinstance(owner, str) else None)
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def remove_debris(self, items: list[Debris]) -> int:
+        """Delete the parts ``items`` (from :meth:`find_debris`), in batch requests where the
+        endpoint takes them, skipping the ``live`` ones; returns how many were deleted (a part
+        gone already is not counted)."""
+        names = []
+        for item in items:
+            if item.kind != "composite-part" or not _PART_RE.search(item.handle or ""):
+                raise ValueError(f"{self.describe()}: {item.handle!r} ({item.kind}) is not a "
+                                 f"composite upload part; only those are removed here")
+            if not item.live:
+                names.append(self.base + item.handle)
+        return sum(self._for_names(names, "DELETE", "", self._remove_one, _removed_status))
+
+    def _remove_one(self, name: str) -> bool:
+        target = self._meta_path + quote(name, safe="") + ("?" + self._up if self._up else "")
+        resp = self._send("DELETE", target, name, "delete")
+        if resp.status < 300:
+            return True
+        if resp.status == 404:
+            return False
+        raise self._status_error(resp, name, "delete")
 
     # -- capabilities ----------------------------------------------------------------------------
     def can_copy_to(self, other: Backend) -> bool:
@@ -1082,6 +1168,7 @@ class _CompositeUpload:
         self.name = name
         self.meta = meta
         self.stem = f"{name}{PART_MARK}{os.urandom(8).hex()}"
+        self.owner = {OWNER_METADATA: this_process()}  # on every part and intermediate
         self.written: list[str] = []  # every part name that may exist on the service
         self.leftovers: list[str] = []  # parts composed but not yet deleted
         self.runner = backend.options.runner
@@ -1132,7 +1219,8 @@ class _CompositeUpload:
 
         def upload(part: tuple[str, bytes, str]) -> str:
             name, data, crc = part
-            _retry.call_inner(backend._upload, is_transient, name, data, part_meta, "STANDARD", crc)
+            _retry.call_inner(backend._upload, is_transient, name, data, part_meta, "STANDARD", crc,
+                              self.owner)
             return name
 
         return self.runner.run(upload, parts(), self.workers)
@@ -1165,7 +1253,8 @@ class _CompositeUpload:
         backend = self.backend
         meta = self.meta
         if intermediate:
-            destination = {"contentType": DEFAULT_CONTENT_TYPE, "storageClass": "STANDARD"}
+            destination = {"contentType": DEFAULT_CONTENT_TYPE, "storageClass": "STANDARD",
+                           "metadata": self.owner}
         else:
             destination = {"contentType": meta.content_type or DEFAULT_CONTENT_TYPE}
             if meta.cache_control:
@@ -1203,6 +1292,16 @@ def _exists_status(status: int) -> bool | None:
 
 def _deleted_status(status: int) -> bool | None:
     return True if status < 300 or status == 404 else None
+
+
+def _removed_status(status: int) -> bool | None:
+    """Deleted (True), missing already (False), or to be redone singly (None)."""
+    return True if status < 300 else False if status == 404 else None
+
+
+def _part_stem(name: str) -> str:
+    """What the parts of one composite upload share: ``<name>.cfdask-part-<upload id>``."""
+    return name[: _PART_RE.search(name).start() + len(PART_MARK) + 16]  # type: ignore[union-attr]
 
 
 def _parse_batch(data: bytes, content_type: str, count: int) -> list[int | None] | None:
@@ -1362,14 +1461,19 @@ def _backend_of(target: Any) -> Backend:
 def find_composite_parts(cf_or_cloudpath: Any, prefix: str = "") -> list[str]:
     """Keys (relative to the root) of composite-upload parts under ``prefix``: what an upload
     that was killed before finishing left behind. One listing of ``prefix``; parts of uploads
-    still running are included, so do not clean while uploads to that place are in flight."""
+    still running are included (:meth:`GCSBackend.find_debris` tells which, and their age)."""
     backend = _backend_of(cf_or_cloudpath)
+    if isinstance(backend, GCSBackend):
+        return [item.handle for item in backend.find_debris(prefix)]
     return [key for key, _ in backend.list(prefix) if _PART_RE.search(key)]
 
 
 def clean_composite_parts(cf_or_cloudpath: Any, prefix: str = "") -> int:
-    """Delete the parts :func:`find_composite_parts` finds; returns how many were deleted."""
+    """Delete the parts :func:`find_composite_parts` finds, except those of uploads still
+    running on this machine; returns how many were deleted."""
     backend = _backend_of(cf_or_cloudpath)
+    if isinstance(backend, GCSBackend):
+        return backend.remove_debris(list(backend.find_debris(prefix)))
     keys = find_composite_parts(backend, prefix)
     for batch in batched(keys, max(1, backend.delete_batch_size)):
         _retry.call(backend.delete_many, backend.retryable, batch)

@@ -2,8 +2,11 @@
 
 - A key's encoding is a name suffix (``.gz .br .zstd .xz .bz2``); see ``_suffixes``.
 - Writes are atomic: the bytes go to a hidden temporary file in the destination directory
-  (``.cfdask-tmp-*``) which is then renamed over the final name, so a crash never leaves a
-  truncated file under the real name. Temporary files never show in listings.
+  which is then renamed over the final name, so a crash never leaves a truncated file under the
+  real name. Temporary files never show in listings. Their names say whose and how old they
+  are, ``.cfdask-tmp-<host>-<pid>-<unix ms>-<random hex>`` (see :func:`temp_name_owner`), so
+  that what a killed writer left can be told from what a live one is writing
+  (:meth:`LocalBackend.find_debris`). A writer that fails removes its own.
 - Resumable downloads (``receive(..., resumable=True)``) append to a deterministic hidden
   partial file next to the destination, ``.<name>.cfdask-partial``, kept when a download is
   interrupted so that a retry or a later run continues from its size. Partial files never show
@@ -15,8 +18,9 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
+import posixpath
+import re
 import shutil
 import stat
 import time
@@ -24,15 +28,23 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from itertools import chain, repeat
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from .._locks import ensure_lock_dir, locked, resolve_lock_dir
+from .._owners import Owners, this_host
 from .._suffixes import split_stored_name, stored_name, stored_variants
 from ..exceptions import PathEscapeError
-from .base import Backend, BackendOptions, Blob, PutMeta
+from .base import Backend, BackendOptions, Blob, Debris, PutMeta
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock, partial files are not locked
+    fcntl = None  # type: ignore[assignment]
 
 TMP_PREFIX = ".cfdask-tmp-"
 PARTIAL_SUFFIX = ".cfdask-partial"
+TEMP_FILE = "temp-file"  # Debris kinds of this backend
+PARTIAL_DOWNLOAD = "partial-download"
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _ONE_READ = 1 << 30  # Linux returns at most ~2 GiB per read(): larger reads go in steps
@@ -232,22 +244,20 @@ class LocalBackend(Backend):
             found = self._find(src_base)
             if found is None:
                 return False
-            src_name, enc, _ = found
+            src_name, enc, st = found
             if src_base == dest_base:
                 return True
-            staged = _tmp_name(dest_base)
-            try:
-                try:
-                    os.replace(src_name, staged)
-                except FileNotFoundError:
-                    os.makedirs(os.path.dirname(staged), exist_ok=True)
-                    os.replace(src_name, staged)
-            except OSError as e:
-                if e.errno != errno.EXDEV:
-                    raise
-                staged = _stage_copy(src_name, dest_base)
-                os.unlink(src_name)
+            # The staged name is a second link to the source (a copy across filesystems), never
+            # the only name of its bytes: a writer killed at any step, or an install that fails
+            # (the destination is a directory, say), leaves the source where it was, and a
+            # staged file a sweep may remove freely.
+            staged = _link_staged(src_name, dest_base)
         other._install(staged, dest_base, enc)
+        with locked(self.lock_dir, src_base, exclusive=True):
+            with contextlib.suppress(FileNotFoundError):
+                # unless someone wrote a new file under the source's name meanwhile
+                if os.path.samestat(os.stat(src_name), st):
+                    os.unlink(src_name)
         return True
 
     def receive(
@@ -270,19 +280,21 @@ class LocalBackend(Backend):
         base_path = self.path_of(key)
         if resumable:
             return self._receive_resumable(base_path, produce, verify)
-        fd, tmp = _open_tmp(base_path)
+        tmp = _tmp_name(base_path)
         try:
-            with open(fd, "wb") as out:
+            with open(_create(tmp), "wb") as out:
                 blob = produce(out, 0)
             if blob is not None and verify is not None:
                 verify(tmp, blob)
+            if blob is None:
+                os.unlink(tmp)
+                _done(tmp)
+                return None
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            _done(tmp)
             raise
-        if blob is None:
-            os.unlink(tmp)
-            return None
         self._install(tmp, base_path, blob.encoding)
         return blob
 
@@ -341,6 +353,8 @@ class LocalBackend(Backend):
             with contextlib.suppress(OSError):
                 os.unlink(staged)
             raise
+        finally:
+            _done(staged)
 
     def touch(self, keys: list[str]) -> None:
         for key in keys:
@@ -352,11 +366,220 @@ class LocalBackend(Backend):
                 else:
                     os.utime(found[0])
 
+    # -- debris: what killed writers leave -------------------------------------------------------
+    def find_debris(self, prefix: str = "", older_than: float = 0.0,
+                    flat: bool = False) -> Iterator[Debris]:
+        """The temporary files of atomic writes (kind ``"temp-file"``, ``key`` None: the name
+        does not say which key it was becoming) and the partial files of resumable downloads
+        (``"partial-download"``, ``key`` the key they are for) under ``prefix``, hidden names
+        and hidden directories included, symbolic links not followed; ``handle`` is the file's
+        absolute path. ``flat``: only in the directory ``prefix`` ends in.
+
+        ``prefix`` is matched as a listing's: against a partial file's key, and against a
+        temporary file's own relative path (``"a/"`` holds those in ``a``, ``"a/x"`` none).
+        A file is older than ``older_than`` seconds when both its creation (the time in its
+        name; its mtime for names without one) and its last write are: a file still being
+        written is never old.
+
+        ``live``: a temporary file whose name says this machine and a process that still runs
+        and started before the file was made (a pid reused since is not its writer); a partial
+        file another open file holds locked (a download appending to it). ``orphaned``: a
+        temporary file of this machine whose process has ended. Names without an owner (from
+        versions that did not record one) and other machines' are neither: only their age
+        speaks for them. Partial files are never ``orphaned``: they are kept on purpose, for
+        the next download of their key to continue."""
+        rel_dir, _, fragment = prefix.rpartition("/")
+        if rel_dir:
+            self.path_of(rel_dir)  # refuses escapes
+            rel_dir = posixpath.normpath(rel_dir)  # handles (what is removed) are plain paths
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        return self._debris_in(rel_dir, rel_dir + fragment, older_than, flat, time.time(),
+                               Owners())
+
+    def _debris_in(self, rel: str, prefix: str, older_than: float, flat: bool, now: float,
+                   owners: Owners) -> Iterator[Debris]:
+        """The debris of directory ``rel`` (then of its sub-directories unless ``flat``). Only
+        the few hidden names are stat'ed and sorted: a directory of a million files costs one
+        scan."""
+        files: list[os.DirEntry] = []
+        below: list[str] = []
+        try:
+            with os.scandir(self._base_sep + rel) as scanner:
+                for entry in scanner:
+                    name = entry.name
+                    try:
+                        if _hidden(name) and entry.is_file(follow_symlinks=False):
+                            files.append(entry)
+                        elif not flat and entry.is_dir(follow_symlinks=False) \
+                                and (rel + name).startswith(prefix):
+                            below.append(name)
+                    except OSError:  # removed meanwhile
+                        continue
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in sorted(files, key=lambda entry: entry.name):
+            kind, key = _debris_kind(rel, entry.name)
+            if kind is None or not (key or rel + entry.name).startswith(prefix):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:  # removed meanwhile
+                continue
+            item = _debris_of(kind, key, entry.path, entry.name, st, owners)
+            created = item.created if item.created is not None else st.st_mtime
+            if now - created >= older_than and now - st.st_mtime >= older_than:
+                yield item
+        for name in sorted(below):
+            yield from self._debris_in(rel + name + "/", prefix, older_than, flat, now, owners)
+
+    def remove_debris(self, items: list[Debris]) -> int:
+        """Remove ``items`` (from :meth:`find_debris`); returns how many were removed. Skipped:
+        those ``live``, a temporary file whose writer turns out to run now (asked again here),
+        a partial file locked by a download (tried under the lock, so none can start
+        appending meanwhile), and files already gone. ValueError for a handle that is not a
+        temporary or partial file under this backend's root."""
+        owners = Owners()
+        removed = 0
+        for item in items:
+            path = self._debris_path(item)
+            if item.live:
+                continue
+            if item.kind == TEMP_FILE:
+                owner = temp_name_owner(os.path.basename(path))
+                if owner is not None and _writing_now(os.path.basename(path), owner, owners):
+                    continue
+                try:
+                    os.unlink(path)
+                except _MISSING:
+                    continue
+                removed += 1
+            elif _remove_unlocked(path):
+                removed += 1
+        return removed
+
+    def _debris_path(self, item: Debris) -> str:
+        """``item.handle`` if it names debris of this backend (a temporary or partial file of
+        the kind ``item`` says, under the root): nothing else is ever removed."""
+        path = item.handle
+        head, name = os.path.split(path or "")
+        kind = _debris_kind("", name)[0] if head else None
+        if kind is None or kind != item.kind or os.path.normpath(path) != path \
+                or not path.startswith(self._base_sep):
+            raise ValueError(f"{path!r} ({item.kind}) is not a temporary or partial file under "
+                             f"{self.describe()}; only those are removed here")
+        return path
+
 
 # -- helpers ------------------------------------------------------------------------------------
 def _hidden(name: str) -> bool:
     """Temporary and partial files of this backend: never listed."""
     return name.startswith(TMP_PREFIX) or (name.startswith(".") and name.endswith(PARTIAL_SUFFIX))
+
+
+# -- temporary files: whose, and how old ---------------------------------------------------------
+class TempOwner(NamedTuple):
+    """What a temporary file's name says of its writer: its host (as :func:`.._owners.host_tag` wrote
+    it), its pid, and when it made the file (Unix seconds)."""
+
+    host: str
+    pid: int
+    created: float
+
+
+# the host may hold "-": the last three fields are anchored at the end
+_TEMP_FIELDS = re.compile(r"(?P<host>[A-Za-z0-9._-]+)-(?P<pid>[0-9]{1,10})-(?P<ms>[0-9]{1,15})"
+                          r"-[0-9a-f]{1,32}\Z")
+
+
+def temp_name_owner(name: str) -> TempOwner | None:
+    """The writer a temporary file's name (its last path component) records, or None: not a
+    temporary file's name, or one of the old form ``.cfdask-tmp-<random hex>``, which records
+    none (its age is all that can be told, from its mtime)."""
+    if not name.startswith(TMP_PREFIX):
+        return None
+    match = _TEMP_FIELDS.match(name, len(TMP_PREFIX))
+    if match is None:
+        return None
+    return TempOwner(match["host"], int(match["pid"]), int(match["ms"]) / 1000.0)
+
+
+_head_of = {"pid": -1, "head": ""}
+
+
+def _temp_head() -> str:
+    """``.cfdask-tmp-<host>-<pid>-`` for this process (made again in a forked child)."""
+    pid = os.getpid()
+    if _head_of["pid"] != pid:
+        _head_of["head"] = f"{TMP_PREFIX}{this_host()}-{pid}-"
+        _head_of["pid"] = pid
+    return _head_of["head"]
+
+
+def _debris_kind(rel: str, name: str) -> tuple[str | None, str | None]:
+    """``(kind, key)`` of a file named ``name`` in directory ``rel``: a temporary file (no key)
+    or a partial download (the key it is for); ``(None, None)`` for anything else."""
+    if name.startswith(TMP_PREFIX):
+        return TEMP_FILE, None
+    if name.startswith(".") and name.endswith(PARTIAL_SUFFIX) and len(name) > len(PARTIAL_SUFFIX) + 1:
+        return PARTIAL_DOWNLOAD, rel + name[1 : -len(PARTIAL_SUFFIX)]
+    return None, None
+
+
+def _debris_of(kind: str, key: str | None, path: str, name: str, st: os.stat_result,
+               owners: Owners) -> Debris:
+    if kind == PARTIAL_DOWNLOAD:
+        return Debris(kind, key, path, st.st_size, st.st_mtime, None, _locked_elsewhere(path))
+    owner = temp_name_owner(name)
+    if owner is None:
+        return Debris(kind, None, path, st.st_size, st.st_mtime)
+    mine = owner.host == owners.host
+    live = mine and _writing_now(name, owner, owners)
+    return Debris(kind, None, path, st.st_size, owner.created, f"{owner.host}:{owner.pid}",
+                  live, mine and not live)
+
+
+def _locked_elsewhere(path: str) -> bool:
+    """True if another open file holds ``path`` locked: a resumable download appending to it."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return False
+    try:
+        fd = os.open(path, _O_READ)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing releases the lock this took
+    return False
+
+
+def _remove_unlocked(path: str) -> bool:
+    """Remove a partial file unless a download holds it locked; True if removed. Removed while
+    this holds the lock: a download starting meanwhile waits, then sees the file gone and
+    starts a new one (see ``_open_partial``)."""
+    try:
+        fd = os.open(path, _O_READ)
+    except _MISSING:
+        return False
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+        try:
+            if not os.path.samestat(os.stat(path), os.fstat(fd)):
+                return False  # replaced meanwhile: a new download's, not the one looked at
+            os.unlink(path)
+        except _MISSING:
+            return False
+        return True
+    finally:
+        os.close(fd)
 
 
 def _scan(path: str) -> tuple[list[str], list[str]]:
@@ -500,10 +723,6 @@ def _open_partial(path: str) -> BinaryIO:
     """``path`` opened for appending (made if needed) and exclusively locked where POSIX
     ``flock`` exists. If the file was renamed or removed while this waited for the lock (its
     holder finished), the new file at ``path`` is opened instead."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock
-        fcntl = None
     while True:
         try:
             out = open(path, "ab")  # noqa: SIM115 - the caller closes it
@@ -537,24 +756,51 @@ def _lock_exclusive(fcntl: Any, fd: int) -> None:
             time.sleep(0.02)
 
 
+#: The names of the temporary files this process is writing now. Its own files that are not
+#: here were left by a write interrupted where no handler ran (a Ctrl-C landing between two
+#: statements): debris, although their writer runs. A name is added before its file exists.
+_WRITING: set[str] = set()
+
+
 def _tmp_name(final: str) -> str:
-    return os.path.join(os.path.dirname(final), TMP_PREFIX + os.urandom(8).hex())
+    """A new temporary name next to ``final``: ``.cfdask-tmp-<host>-<pid>-<unix ms>-<random>``
+    (48 random bits: two threads of one process naming a file in the same millisecond do not
+    meet), noted in :data:`_WRITING` until :func:`_done`."""
+    name = f"{_temp_head()}{time.time_ns() // 1_000_000}-{os.urandom(6).hex()}"
+    _WRITING.add(name)
+    return os.path.join(os.path.dirname(final), name)
 
 
-def _open_tmp(final: str) -> tuple[int, str]:
-    tmp = _tmp_name(final)
+def _done(tmp: str) -> None:
+    """The temporary file ``tmp`` was renamed into place or removed."""
+    _WRITING.discard(os.path.basename(tmp))
+
+
+def _writing_now(name: str, owner: TempOwner, owners: Owners) -> bool:
+    """True if the writer of the temporary file ``name`` runs and still writes it: a process
+    of this machine that runs, and for this very process, a file it is writing now."""
+    if owner.pid == os.getpid() and owner.host == owners.host:
+        return name in _WRITING
+    return owners.runs(owner.host, owner.pid, owner.created)
+
+
+def _create(tmp: str) -> int:
+    """Create the temporary file ``tmp`` (named by :func:`_tmp_name`; its directory made if
+    missing) for writing. Callers call it inside the ``try`` that removes ``tmp`` on failure,
+    so that an interrupt landing as it returns still removes the file."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
-        return os.open(tmp, flags, 0o666), tmp
+        return os.open(tmp, flags, 0o666)
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        return os.open(tmp, flags, 0o666), tmp
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        return os.open(tmp, flags, 0o666)
 
 
 def atomic_write(final: str, data: Any) -> None:
     """Write bytes, bytearray, memoryview or a binary file handle to ``final`` atomically."""
-    fd, tmp = _open_tmp(final)
+    tmp = _tmp_name(final)
     try:
+        fd = _create(tmp)
         try:
             if isinstance(data, (bytes, bytearray, memoryview)):
                 _write_all(fd, data)
@@ -568,6 +814,8 @@ def atomic_write(final: str, data: Any) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        _done(tmp)
 
 
 def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
@@ -578,15 +826,35 @@ def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
 
 def _stage_copy(src: str, near: str) -> str:
     """Kernel-copy ``src`` to a new temporary file in the directory of ``near``; its path."""
-    fd, tmp = _open_tmp(near)
-    os.close(fd)
+    tmp = _tmp_name(near)
     try:
+        os.close(_create(tmp))
         shutil.copyfile(src, tmp)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        _done(tmp)
         raise
     return tmp
+
+
+def _link_staged(src: str, near: str) -> str:
+    """A new temporary name in the directory of ``near`` for the file ``src``: a hard link
+    where the filesystem allows, else a copy (another filesystem, or one without links)."""
+    staged = _tmp_name(near)
+    try:
+        try:
+            os.link(src, staged)
+        except FileNotFoundError:  # the destination directory does not exist yet
+            os.makedirs(os.path.dirname(staged), exist_ok=True)
+            os.link(src, staged)
+    except FileNotFoundError:
+        _done(staged)
+        raise  # the source is gone
+    except OSError:  # another filesystem, or one without hard links: a copy
+        _done(staged)
+        return _stage_copy(src, near)
+    return staged
 
 
 def _remove_other_variants(base_path: str, keep: str | None) -> None:

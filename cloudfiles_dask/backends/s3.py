@@ -9,10 +9,11 @@ Cost and behaviour, plainly:
   docs/performance.md). It serves every key, gevent's green threads and
   forked children (connections are per process), explicit keys (secrets, secrets files,
   ``AWS_*`` variables) and ``no_sign_request``. botocore does the rest: ranged and resumed
-  reads, ``head()``, batch deletes, copies and the create/complete/abort requests of multipart
-  uploads (listing pages go over the lean path too, parsed with ElementTree: a third of
-  botocore's CPU per key); and everything when ``CLOUD_FILES_TRANSPORT=sdk`` is set or the
-  credentials come only from botocore's default chain (profiles, instance roles). Every single
+  reads, ``head()``, batch deletes, copies, the create/complete/abort requests of multipart
+  uploads and the sweep's requests for unfinished ones (listing pages go over the lean path
+  too, parsed with ElementTree: a third of botocore's CPU per key); and everything when
+  ``CLOUD_FILES_TRANSPORT=sdk`` is set or the credentials come only from botocore's default
+  chain (profiles, instance roles). Every single
   PUT carries Content-MD5 on both paths, so the server refuses bytes damaged on the way; parts
   are checked by their ETags (below).
 - One botocore client per (endpoint, region, credentials fingerprint, unsigned, timeouts) per
@@ -58,7 +59,12 @@ Cost and behaviour, plainly:
   process's helper threads (so memory stays near ``PARTS_IN_FLIGHT * part size`` per call; one by one on the calling
   thread when no helper is free, and under gevent monkey-patching). A file
   handle is read part by part, never whole. Any failure, KeyboardInterrupt included, aborts the
-  upload, so a partial object is never visible under the key.
+  upload, so a partial object is never visible under the key. A process killed mid-upload
+  leaves the upload unfinished: its parts are stored (and billed) until it is aborted.
+  ``find_debris`` lists such uploads under a prefix (ListMultipartUploads, then ListParts for
+  each one's size and last activity) and ``remove_debris`` aborts them (the sweep); S3 keeps
+  nothing that tells whose an upload is, so only this process's own running uploads are known
+  to be live: give the sweep an age longer than any upload's pause between parts.
   A stream whose size cannot be known (a pipe) is read one part at a time: if it ends within the
   first part and within the threshold it is one PUT, otherwise it is a multipart upload.
 - Content-Encoding is written in canonical form (``bz2``, not ``bzip2``); on read ``aws-chunked``
@@ -91,11 +97,13 @@ import ssl
 import stat
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from operator import itemgetter
 from typing import Any, BinaryIO, NoReturn
+from urllib.parse import unquote_plus
 
 from .. import _retry, compression
 from .. import secrets as _secrets
@@ -118,7 +126,7 @@ from ..exceptions import (
 from ..paths import alias_acl, asprotocolpath
 from . import _http1, _s3wire
 from ._http1 import SkipWriter
-from .base import Backend, BackendOptions, Blob, PutMeta
+from .base import Backend, BackendOptions, Blob, Debris, PutMeta
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +145,10 @@ MULTIPART_COPY_THRESHOLD = 5 * 1000**3
 COPY_PART_SIZE = 512 * MiB
 #: Keys per ListObjectsV2 page.
 LIST_PAGE_SIZE = 1000
+#: Unfinished multipart uploads per ListMultipartUploads page (the most S3 gives).
+UPLOADS_PAGE_SIZE = 1000
+#: ListParts / AbortMultipartUpload requests of one sweep in flight at once (helper threads).
+DEBRIS_REQUESTS_IN_FLIGHT = 8
 #: Bytes read from a response body at a time when streaming a download into a file.
 STREAM_CHUNK = 1 * MiB
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -404,6 +416,36 @@ def _reset_helpers_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_helpers_after_fork)
+
+
+#: ``(endpoint, bucket, upload id)`` of the multipart uploads this process is running: its own
+#: ``find_debris`` reports them ``live`` (owner this process) and ``remove_debris`` leaves them.
+_UPLOADS_HERE: set[tuple[str | None, str, str]] = set()
+
+
+def _forget_uploads_after_fork() -> None:
+    _UPLOADS_HERE.clear()  # the parent's uploads: the child is not their owner
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_uploads_after_fork)
+
+
+def _epoch(value: Any) -> float | None:
+    """Unix seconds of a botocore timestamp (a datetime; one without a zone is UTC)."""
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def _decoded(value: str | None, page: dict) -> str | None:
+    """A name from the listing answer ``page``, URL-decoded (as form data: a space may come as
+    ``+``) if the server says it encoded its names (``EncodingType``)."""
+    if value is None or page.get("EncodingType") != "url":
+        return value
+    return unquote_plus(value)
 
 
 _ENCODINGS: dict[str | None, str | None] = {}
@@ -703,6 +745,8 @@ class _Multipart:
         created = _retry.call(client.create_multipart_upload, is_transient,
                               **target, **self.create_params)
         upload_id = created["UploadId"]
+        running = (backend.endpoint, backend.bucket, upload_id)
+        _UPLOADS_HERE.add(running)  # never debris to this process's own sweeps
         try:
             etags = self._run_parts(jobs, upload_id)
             parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
@@ -713,9 +757,12 @@ class _Multipart:
                 _retry.call(client.abort_multipart_upload, is_transient, **target,
                             UploadId=upload_id)
             except Exception as abort_error:  # report the original failure, not this one
-                log.warning("could not abort the multipart upload of %s: %s",
+                log.warning("could not abort the multipart upload of %s: %s (S3Backend."
+                            "find_debris and the sweep find what is left)",
                             backend._where(self.key), type(abort_error).__name__)
             raise
+        finally:
+            _UPLOADS_HERE.discard(running)
 
     def _run_parts(self, jobs: Iterator[tuple[int, PartJob]], upload_id: str) -> dict[int, str]:
         """Each part's ETag. Parts run on up to ``in_flight`` of the process's free helper
@@ -1653,6 +1700,138 @@ class S3Backend(Backend):
             if not page.get("IsTruncated") or not token:
                 return
             params = {**params, "ContinuationToken": token}
+
+    # -- debris: unfinished multipart uploads ---------------------------------------------------
+    def find_debris(self, prefix: str = "", older_than: float = 0.0,
+                    flat: bool = False) -> Iterator[Debris]:
+        """The unfinished multipart uploads of keys under ``prefix`` (kind
+        ``"multipart-upload"``, ``handle`` the UploadId), whoever started them (S3 cannot tell
+        a killed writer's from another tool's), whose last sign of activity is at least
+        ``older_than`` seconds old (every one for 0). Their parts are stored, and billed, until
+        they are aborted.
+
+        One ListMultipartUploads request per 1000 uploads, then one ListParts per upload (per
+        1000 parts), :data:`DEBRIS_REQUESTS_IN_FLIGHT` at once: ``size`` is the sum of the parts
+        received, and ``created`` the later of the upload's ``Initiated`` and its newest part's
+        ``LastModified``, so an upload still receiving parts is not stale however long ago it
+        started. Where ListParts is refused, ``size`` is None and ``created`` the initiation.
+        The uploads this process is running are ``live`` (owner: this process); no other
+        owner can be told (S3 keeps nothing of a writer's but the account that started it), so
+        none is ``orphaned``. ``flat``: only uploads of keys directly in the directory
+        ``prefix`` ends in (the same requests)."""
+        # no age given: everything, whatever the server's clock says (a part a killed writer
+        # had sent may land after its death, stamped later than this call began)
+        cutoff = time.time() - older_than if older_than > 0 else float("inf")
+        directory = self.base + prefix[: prefix.rfind("/") + 1]
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.base + prefix,
+                                  "MaxUploads": UPLOADS_PAGE_SIZE, "EncodingType": "url",
+                                  **self._payer}
+        runner = self.options.runner
+        while True:
+            page = _retry.call_inner(self._uploads_page, self.retryable, params)
+            uploads = [(key, upload) for upload in page.get("Uploads") or ()
+                       if (key := _decoded(upload.get("Key"), page))
+                       and key.startswith(self.base) and upload.get("UploadId")
+                       and not (flat and "/" in key[len(directory):])]
+            wanted = 0 if runner.patched() else DEBRIS_REQUESTS_IN_FLIGHT
+            with _helpers(wanted) as granted:
+                found = runner.run(self._upload_debris, uploads, max(1, granted))
+            for item in found:
+                if item is not None and (item.created is None or item.created <= cutoff):
+                    yield item
+            key_marker = _decoded(page.get("NextKeyMarker"), page)
+            id_marker = page.get("NextUploadIdMarker")
+            if not page.get("IsTruncated") or not key_marker or (
+                    key_marker, id_marker) == (params.get("KeyMarker"), params.get("UploadIdMarker")):
+                return
+            params = {**params, "KeyMarker": key_marker}
+            if id_marker:
+                params["UploadIdMarker"] = id_marker
+            else:
+                params.pop("UploadIdMarker", None)
+
+    def _uploads_page(self, params: dict) -> dict:
+        try:
+            return self._client().list_multipart_uploads(**params)
+        except Exception as e:
+            if _status_and_code(e)[1] == "NoSuchUpload":
+                # rclone serve s3 answers a prefix holding no upload so: an empty page
+                return {"Uploads": [], "IsTruncated": False}
+            self._fail(e, "listing of unfinished multipart uploads", params["Prefix"])
+
+    def _upload_debris(self, found: tuple[str, dict]) -> Debris | None:
+        """The Debris of one listed upload; None if it finished or was aborted meanwhile."""
+        full, upload = found
+        upload_id = upload["UploadId"]
+        parts = self._upload_parts(full, upload_id)
+        if parts is None:
+            return None
+        size, newest = parts
+        times = [t for t in (_epoch(upload.get("Initiated")), newest) if t is not None]
+        here = (self.endpoint, self.bucket, upload_id) in _UPLOADS_HERE
+        return Debris("multipart-upload", full[len(self.base):], upload_id, size,
+                      max(times) if times else None,
+                      f"{socket.gethostname()}:{os.getpid()}" if here else None, here)
+
+    def _upload_parts(self, full: str, upload_id: str) -> tuple[int | None, float | None] | None:
+        """``(bytes in the parts received, newest part's time)`` of an unfinished upload, both
+        None if the server will not list its parts (a permission of its own); None if there is
+        no such upload (any more)."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "UploadId": upload_id,
+                                  **self._payer}
+        size = 0
+        newest: float | None = None
+        client = self._client()
+        while True:
+            try:
+                page = _retry.call_inner(functools.partial(client.list_parts, **params),
+                                         is_transient)
+            except Exception as e:
+                status, code = _status_and_code(e)
+                if code == "NoSuchUpload":
+                    return None
+                if status is not None and not is_transient(e):
+                    log.debug("S3 would not list the parts of the upload %s of %s (%s %s): "
+                              "its size is unknown", upload_id, self._where(full), status, code)
+                    return None, None
+                self._fail(e, "listing of the parts of an unfinished multipart upload", full)
+            for part in page.get("Parts") or ():
+                size += int(part.get("Size") or 0)
+                when = _epoch(part.get("LastModified"))
+                if when is not None and (newest is None or when > newest):
+                    newest = when
+            marker = page.get("NextPartNumberMarker")
+            if not page.get("IsTruncated") or not marker or marker == params.get("PartNumberMarker"):
+                return size, newest
+            params["PartNumberMarker"] = marker
+
+    def remove_debris(self, items: list[Debris]) -> int:
+        """Abort the unfinished uploads ``items`` (from :meth:`find_debris`), skipping those
+        that are ``live``, this process's own, or gone already (``NoSuchUpload``); returns how
+        many were aborted. A part still arriving for an aborted upload is refused by S3."""
+        todo = []
+        for item in items:
+            if item.kind != "multipart-upload" or not item.key or not item.handle:
+                raise ValueError(f"{self.describe()} has no debris of kind {item.kind!r} "
+                                 f"({item.key!r}): only unfinished multipart uploads")
+            if not item.live and (self.endpoint, self.bucket, item.handle) not in _UPLOADS_HERE:
+                todo.append(item)
+        runner = self.options.runner
+        wanted = 0 if runner.patched() else DEBRIS_REQUESTS_IN_FLIGHT
+        with _helpers(wanted) as granted:
+            return sum(runner.run(self._abort_upload, todo, max(1, granted)))
+
+    def _abort_upload(self, item: Debris) -> bool:
+        full = self.base + item.key  # type: ignore[operator]
+        abort = functools.partial(self._client().abort_multipart_upload, Bucket=self.bucket,
+                                  Key=full, UploadId=item.handle, **self._payer)
+        try:
+            _retry.call_inner(abort, is_transient)
+            return True
+        except Exception as e:
+            if _status_and_code(e)[1] == "NoSuchUpload":
+                return False  # finished or aborted meanwhile
+            self._fail(e, "abort of an unfinished multipart upload", full)
 
     # -- server-side copy -----------------------------------------------------------------------
     def can_copy_to(self, other: Backend) -> bool:

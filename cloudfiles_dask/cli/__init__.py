@@ -16,6 +16,7 @@ from .alias import alias
 from .commands import acl, cat, du, head, ls, mkdir, rm, touch
 from .compat import _cp_single, _mv_single, _rm_many, _rm_singles
 from .demo import demo
+from .sweep import sweep
 from .transfer import cp, mv
 from .verify import verify
 from .watch import license_, watch
@@ -51,6 +52,7 @@ def main(ctx: click.Context, parallel: int) -> None:
       cloudfiles cat gs://bucket/info.json
       cloudfiles du -sh gs://bucket/dataset
       cloudfiles verify --md5 ./images gs://bucket/images
+      cloudfiles sweep --delete ./images   what killed writers left (temporary files, uploads)
       cloudfiles watch net print       the machine's network rates, every second
       cloudfiles demo                  build, compress, move and verify a sample dataset
     """
@@ -61,6 +63,6 @@ def main(ctx: click.Context, parallel: int) -> None:
         click.echo(f"cloudfiles: {problem}", err=True)
 
 
-for _command in (ls, cp, mv, rm, du, cat, head, touch, mkdir, verify, xfer, alias, acl, watch,
-                 license_, demo):
+for _command in (ls, cp, mv, rm, du, cat, head, touch, mkdir, verify, xfer, sweep, alias, acl,
+                 watch, license_, demo):
     main.add_command(_command)

@@ -28,7 +28,7 @@ from typing import Any
 import click
 
 from .. import paths
-from .._engine import distribute
+from .._engine import distribute, ops
 from .._engine.jobs import TransferOptions
 from .._iteration import batched
 from ..dask import cluster
@@ -191,6 +191,10 @@ def _spread(executor: distribute.ProcessExecutor, pairs: list[tuple[str, str]], 
     records = distribute.run_batches(
         executor, distribute.transfer_batch, batches, src, dst, options,
         on_done=lambda batch, record: bar.add(record.files, record.total_bytes()))
+    if options.resumable and dst.backend_class.local_files:
+        # as transfer_to(resumable=True): what killed writers left where this one wrote
+        executor.on_each_host(distribute.remove_orphans_batch,
+                              sorted({ops.key_dir(dest_key) for _, dest_key in pairs}), dst)
     if recordings is not None:
         recordings.extend(records)
     return sum(record.files for record in records)

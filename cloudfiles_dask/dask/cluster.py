@@ -15,7 +15,10 @@ engine reuses them from then on: no thread is started while tasks run (see
 
 Writes are atomic and a batch can be run twice without harm, so when a worker dies Dask simply
 runs its batches again elsewhere (up to its ``distributed.scheduler.allowed-failures``
-setting); the summary lists the workers that left.
+setting); the summary lists the workers that left. Into file://, once every batch is done, one
+task on each machine of the cluster removes, from the directories the transfer wrote into,
+the temporary files that dead processes of that machine left (a worker killed mid-write, or a
+killed earlier run): see ``_engine.ops.remove_orphans``.
 
 What a transfer returns is its summary: the ``TransmissionMonitor`` ``CloudFiles.transfer_to``
 returns without Dask, merged from the batches' records (each says which worker made it), with
@@ -26,7 +29,7 @@ run: each worker reports its batches' running totals about twice a second (see
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._engine import distribute, jobs, ops
@@ -104,16 +107,25 @@ def _measure(record: TransmissionMonitor) -> tuple[int, int]:
 def run_transfer(executor: Any, src: CloudFilesConfig, dest: CloudFilesConfig,
                  batches: Iterable[list[tuple[str, str]]], options: TransferOptions,
                  bar: Progress, *, max_in_flight: int | None = None,
-                 on_done: Any = None) -> TransmissionMonitor:
+                 on_done: Any = None,
+                 cleanup: Callable[[bool], tuple[list[str], Callable[[str], bool]]] | None = None,
+                 ) -> TransmissionMonitor:
     """Run ``batches`` of ``(source key, destination key)`` pairs as ``transfer_batch`` tasks
     on ``executor``; returns the merged record with the workers that left meanwhile.
-    ``on_done(batch, record)`` runs on this thread when a batch has finished.
+    ``on_done(batch, record)`` runs on this thread when a batch has finished. Into file://,
+    once all have, the temporary files dead processes left in the directories written into
+    are removed, by a task on each machine of the cluster (see the module doc); into an object
+    store, when workers died meanwhile, the parts they left (where their owner is known).
+    ``cleanup(workers_died)``: a resumed job's ``(directories, owns)`` (see
+    ``ResumableFileSet.debris_scope``), cleaned here as well, on the driver.
 
     On a failure the error is raised with the summary so far as its ``recording`` attribute:
     the batches that finished and the failed batch's record (its failed files with their keys
     and errors)."""
     watch = executor.watch()
     finished: list[TransmissionMonitor] = []
+    dirs: set[str] = set()
+    batches = _noting_dirs(batches, dirs)
 
     def done(batch: list[tuple[str, str]], record: TransmissionMonitor) -> None:
         finished.append(record)
@@ -141,10 +153,25 @@ def run_transfer(executor: Any, src: CloudFilesConfig, dest: CloudFilesConfig,
                     error.add_note(f"(the summary until then, {summary.files} files written and "
                                    f"{summary.num_errors} failed, is this error's .recording)")
             raise
-    summary = TransmissionMonitor.merge(records)
     watch.poll(force=True)
+    died = bool(watch.lost())
+    if died or dest.backend_class.local_files:  # an object store holds nothing else of ours
+        if dirs:
+            executor.on_each_host(distribute.remove_orphans_batch, sorted(dirs), dest)
+    if cleanup is not None:
+        scope, owns = cleanup(died)
+        ops.remove_orphans(process_backend(dest), scope, owns)
+    summary = TransmissionMonitor.merge(records)
     summary.lost_workers = watch.lost()
     return summary
+
+
+def _noting_dirs(batches: Iterable[list[tuple[str, str]]],
+                 into: set[str]) -> Iterable[list[tuple[str, str]]]:
+    """``batches`` as they are, the directory of each destination key added to ``into``."""
+    for batch in batches:
+        into.update(ops.key_dir(dest_key) for _, dest_key in batch)
+        yield batch
 
 
 def transfer_on(client: Any, source: Any, destination: Any, paths: Any, options: TransferOptions,
