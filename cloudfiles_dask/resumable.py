@@ -871,24 +871,6 @@ class _LeaseRenewer:
                 fileset.close()
 
 
-class _LeaseKeeper:
-    """Renews the leases of one block while it is transferred (a :class:`_LeaseRenewer` of one
-    block); ``lease`` is the block's lease once the ``with`` block is left."""
-
-    def __init__(self, db_path: str, lease_msec: int, ids: list[int], lease: int):
-        self._renewer = _LeaseRenewer(db_path, lease_msec)
-        self._renewer.add(0, ids, lease)
-        self.lease = lease
-
-    def __enter__(self) -> _LeaseKeeper:
-        self._renewer.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._renewer.__exit__()
-        self.lease = self._renewer.remove(0)[1]
-
-
 class ResumableTransfer:
     """A transfer that can be interrupted, resumed, and run by several clients at once.
 
@@ -1000,35 +982,37 @@ class ResumableTransfer:
             if shown:
                 bar.advance(shown)
             after = 0
-            while True:
-                rows, lease = fs._lease(block_size, after)
-                if rows:
-                    after = rows[-1][0]
-                    ids = [row[0] for row in rows]
-                    pairs = [(src, dst) for _, src, dst in rows]
-                    written.update(ops.key_dir(dst) for _, dst in pairs)
-                    keeper = _LeaseKeeper(fs.db_path, fs.lease_msec, ids, lease)
-                    try:
-                        with keeper:
-                            source.transfer_to(
-                                target, paths=pairs, block_size=len(pairs), reencode=reencode, progress=False
-                            )
-                    except BaseException:
-                        with contextlib.suppress(Exception):
-                            fs._release_ids(ids, keeper.lease)
-                        raise
-                    fs._finish_ids(ids)
-                    transferred += len(rows)
-                elif not leasing or fs.all_done():
-                    break
-                else:
-                    expiry = fs.next_expiry()
-                    wait_ms = 0 if expiry is None else expiry - _now_ms()
-                    time.sleep(min(max(wait_ms, 20), 1000) / 1000.0)
-                finished = fs.finished()
-                if finished > shown:
-                    bar.advance(finished - shown)
-                    shown = finished
+            # one renewer for the whole run: each block's leases are renewed while it moves
+            with _LeaseRenewer(fs.db_path, fs.lease_msec) as renewer:
+                while True:
+                    rows, lease = fs._lease(block_size, after)
+                    if rows:
+                        after = rows[-1][0]
+                        ids = [row[0] for row in rows]
+                        pairs = [(src, dst) for _, src, dst in rows]
+                        written.update(ops.key_dir(dst) for _, dst in pairs)
+                        renewer.add(after, ids, lease)
+                        try:
+                            source.transfer_to(target, paths=pairs, block_size=len(pairs),
+                                               reencode=reencode, progress=False)
+                        except BaseException:
+                            _, lease = renewer.remove(after)  # as the last renewal left it
+                            with contextlib.suppress(Exception):
+                                fs._release_ids(ids, lease)
+                            raise
+                        renewer.remove(after)
+                        fs._finish_ids(ids)
+                        transferred += len(rows)
+                    elif not leasing or fs.all_done():
+                        break
+                    else:
+                        expiry = fs.next_expiry()
+                        wait_ms = 0 if expiry is None else expiry - _now_ms()
+                        time.sleep(min(max(wait_ms, 20), 1000) / 1000.0)
+                    finished = fs.finished()
+                    if finished > shown:
+                        bar.advance(finished - shown)
+                        shown = finished
             scope, owns = fs.debris_scope()  # where killed predecessors wrote
             if target.backend.local_files:
                 scope = sorted(written.union(scope))
