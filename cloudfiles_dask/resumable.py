@@ -13,8 +13,9 @@ with the file on a local filesystem (not NFS/SMB). Leases use the wall clock (ep
 to the ledger are serialised: each block costs two short write transactions, so blocks of a few
 hundred files keep the ledger far from being the bottleneck. A transfer killed mid-file may leave
 a hidden ``.cfdask-tmp-<host>-<pid>-...`` file in a file:// destination (never a partial file
-under the real name); the run that resumes the job removes those of dead processes of its
-machine from the directories it writes into before it returns (see :meth:`execute`), and
+under the real name), an S3 upload or GCS parts; the run that resumes the job removes, before
+it returns, those of the keys its ledger handed out more than once and the temp files of dead
+processes of its machine in the directories it writes into (see :meth:`execute`), and
 ``CloudFiles.sweep`` / ``cloudfiles sweep`` find any others.
 
     >>> rt = ResumableTransfer("job.db", lease_msec=30_000)   # doctest: +SKIP
@@ -963,7 +964,10 @@ class ResumableTransfer:
         the temporary files that killed writers left there (with ``client``, on each machine of
         the cluster): those of processes of this machine that no longer run, and those of other
         machines (or with no owner in their name) once untouched for a day; never one a live
-        writer owns. Only those directories are looked at, not the whole destination.
+        writer owns. Only those directories are looked at, not the whole destination. Into an
+        object store it removes the unfinished uploads and parts of the keys its ledger handed
+        out more than once (a killed run's); with ``client``, after a worker died (its block
+        reran under the same lease), of any key of the ledger.
         """
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
