@@ -224,6 +224,31 @@ def test_a_worker_killed_mid_transfer_costs_nothing_counts_nothing_twice_and_is_
     assert len([name for name in names if name in finals]) == n
 
 
+def test_a_task_on_each_host_runs_on_a_replacement_when_every_worker_of_the_host_died(
+        tmp_path, monkeypatch):
+    """The orphan sweep after a transfer runs once per machine. Found by a chaos run: the last
+    worker was killed while that task ran, and the task, tied to the dead worker's address,
+    waited for the timeout instead of running on the worker the nanny started in its place."""
+    monkeypatch.setattr(distribute, "HOST_TASK_TIMEOUT", 40.0)
+    marker = str(tmp_path / "died-once")
+
+    def die_the_first_time(path: str) -> int:
+        if not os.path.exists(path):
+            with open(path, "w"):
+                pass
+            os._exit(1)
+        return os.getpid()
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as c:
+        c.wait_for_workers(1, timeout=60)
+        [first] = c.run(os.getpid).values()
+        assert distribute.DaskExecutor(c).on_each_host(die_the_first_time, marker) == [
+            *c.run(os.getpid).values()]
+        assert os.path.exists(marker) and first not in c.run(os.getpid).values()
+
+
 def test_progress_moves_while_batches_run_on_the_calling_thread(client, tmp_path, fast_reports):
     src, data = _local_source(tmp_path, 1200)
     events, threads = [], set()

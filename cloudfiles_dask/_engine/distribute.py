@@ -214,12 +214,13 @@ class DaskExecutor:
             workers = self.client.scheduler_info(n_workers=-1)["workers"]
         except TypeError:  # a distributed that lists every worker without being asked
             workers = self.client.scheduler_info()["workers"]
-        chosen: dict[str, str] = {}
-        for address, info in sorted(workers.items()):
-            chosen.setdefault(str(info.get("host") or address), address)
-        futures = [self.client.submit(fn, *args, workers=[address], allow_other_workers=True,
+        hosts = sorted({str(info.get("host") or address) for address, info in workers.items()})
+        # Restricted to a host, not to a worker address: were every worker to die while the
+        # task waits or runs, the scheduler gives it to a replacement on that host; restricted
+        # to a dead address it would wait, task left "no-worker", until the timeout below.
+        futures = [self.client.submit(fn, *args, workers=[host], allow_other_workers=True,
                                       pure=False)
-                   for address in chosen.values()]
+                   for host in hosts]
         import distributed
 
         # best effort, bounded: a worker that hangs (or a replacement stuck starting) must not
