@@ -359,8 +359,9 @@ def test_merging_nothing_gives_an_empty_monitor():
 
 
 class _Unpicklable(Exception):
-    def __init__(self, code, detail):  # pickles, but cannot be rebuilt from its args
-        super().__init__(f"{code}: {detail}")
+    def __init__(self, code, detail):  # cannot be rebuilt from its args, and holds a lock:
+        super().__init__(f"{code}: {detail}")  # unpicklable even where tblib (which distributed
+        self.held = threading.Lock()  # installs) pickles exceptions with their attributes
 
 
 def test_pickling_keeps_everything_and_restores_the_lock(tx):
