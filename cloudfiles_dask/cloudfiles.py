@@ -22,6 +22,7 @@ from .dask import collections as _dask_collections
 from .jupyter import browser as _jupyter_browser
 from .lib import jsonify
 from .monitoring import IOEnum, TransmissionMonitor
+from .progress import listing
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -437,14 +438,16 @@ class CloudFiles:
         partition writes), on the current ``distributed.Client``, or without one on Dask's
         default scheduler for the bag; returns the number of files written, or with
         ``compute=False`` a ``dask.bag.Item`` of it. Its tasks are named anew at each call.
-        ``total`` and ``progress`` are ignored for a bag; ``parallel`` > 1 and
-        ``return_recording`` are refused (ValueError).
+        ``progress`` advances as partitions finish (with their workers on a cluster); ``total``
+        is ignored for a bag; ``parallel`` > 1 and ``return_recording`` are refused
+        (ValueError).
         """
         if _dask_collections.is_bag(files):
             _dask_collections.refuse_options("puts(bag)", return_recording=return_recording,
                                              parallel=parallel not in (None, 1))
             return _dask_collections.puts(self, files, content_type, compress, compression_level,
-                                          cache_control, storage_class, raw, compute=compute)
+                                          cache_control, storage_class, raw, compute=compute,
+                                          progress=self.progress if progress is None else progress)
         if jobs.is_single_put(files):
             files = [files]
         options = PutOptions(content_type, compress, compression_level, cache_control,
@@ -534,8 +537,9 @@ class CloudFiles:
         if _dask_collections.is_bag(files):
             _dask_collections.refuse_options("put_jsons(bag)", return_recording=return_recording,
                                              parallel=parallel not in (None, 1))
-            return _dask_collections.put_jsons(self, files, compress, compression_level,
-                                               cache_control, storage_class, raw, compute=compute)
+            return _dask_collections.put_jsons(
+                self, files, compress, compression_level, cache_control, storage_class, raw,
+                compute=compute, progress=self.progress if progress is None else progress)
         if jobs.is_single_put(files):
             files = [files]
 
@@ -655,18 +659,21 @@ class CloudFiles:
         if client is not None:  # batches of files as tasks of a Dask cluster
             return _dask_cluster.transfer_on(client, src, self, paths, options,
                                              self.progress if progress is None else progress)
-        if paths is None:
+        listed = paths is None
+        if listed:
             paths = src.list()
         elif not jobs.is_many(paths):
             paths = [paths]
         total = jobs.known_length(paths)
         recording = TransmissionMonitor(IOEnum.TX)
-        pairs = jobs.transfer_pairs(paths)
         # a resumed transfer clears what killed writers left in the directories it writes into
         dirs: set[str] | None = set() if options.resumable and self.backend.local_files else None
-        if dirs is not None:
-            pairs = ops.noting_dirs(pairs, dirs)
         with self._runner(progress, total, "Transferring", recording) as runner:
+            if listed:  # listed while transferring: the display tells the two phases apart
+                paths = listing(runner.progress, paths)
+            pairs = jobs.transfer_pairs(paths)
+            if dirs is not None:
+                pairs = ops.noting_dirs(pairs, dirs)
             ops.transfer(src.backend, self.backend, pairs, runner, options)
         if dirs:
             ops.remove_orphans(self.backend, dirs)

@@ -34,6 +34,8 @@ from array import array
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
+from .progress import format_bytes
+
 __all__ = ["IOEnum", "TransmissionMonitor", "IOSampler", "FlightError", "WorkerTotals", "LostWorker"]
 
 EXTRA_HINT = "pip install 'cloudfiles-dask[monitoring]'"
@@ -143,14 +145,6 @@ def _finish_figure(fig, filename) -> None:
 
 def _as_sequence(values: array, np, dtype: str):
     return np.array(values, dtype=dtype) if np is not None else values.tolist()
-
-
-def _format_bytes(num: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(num) < 1000 or unit == "TB":
-            return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
-        num /= 1000
-    raise AssertionError("unreachable")
 
 
 def _bin_count(span: float, resolution: float) -> int:
@@ -644,7 +638,7 @@ class TransmissionMonitor:
         ax.set_xlabel("seconds since the first start")
         ax.set_ylabel("Mbps")
         ax.set_title(
-            f"{self._direction.name}: {_format_bytes(self.total_bytes())} in {self.files} "
+            f"{self._direction.name}: {format_bytes(self.total_bytes())} in {self.files} "
             f"files, {self.total_Mbps():.2f} Mbps on average, peak {self.peak_bps() / 1e6:.2f} "
             f"Mbps (bins of {resolution:g} s)"
         )
@@ -676,7 +670,7 @@ class TransmissionMonitor:
         ax.set_ylabel("flight (in order of start)")
         if title is None:
             title = (f"{self._direction.name} flights: {count} files, "
-                     f"{_format_bytes(self.total_bytes())}, {self.total_Mbps():.2f} Mbps")
+                     f"{format_bytes(self.total_bytes())}, {self.total_Mbps():.2f} Mbps")
         ax.set_title(title)
         if count:
             t0 = data[:, 0].min()
@@ -702,7 +696,7 @@ class TransmissionMonitor:
             fig.colorbar(bars, ax=ax, label="bytes")
             if show_size_labels:
                 for row, (end, size) in enumerate(zip(left + width, sizes, strict=True)):
-                    ax.text(end, row, " " + _format_bytes(size), va="center", fontsize=7)
+                    ax.text(end, row, " " + format_bytes(size), va="center", fontsize=7)
         _finish_figure(fig, filename)
 
     # ----------------------------------------------------------------- pickling, display

@@ -949,7 +949,8 @@ class ResumableTransfer:
         unfinished, its leases are given back, and the error propagates; rerun after fixing it.
         ``progress`` (True, a label, a callable taking ProgressEvent, or a tqdm bar) shows the
         whole ledger: the total is every row, and the first advance carries the files already
-        finished; files finished by other clients are counted as they are seen.
+        finished (marked ``earlier``: they count in no rate); files finished by other clients
+        are counted as they are seen.
 
         ``client`` (a ``distributed.Client``) runs the blocks as tasks of that Dask cluster
         (``pip install 'cloudfiles-dask[dask]'``), at most ``max_in_flight`` at once (default:
@@ -983,8 +984,7 @@ class ResumableTransfer:
         written: set[str] = set()  # the directories written into (for temp files of others)
         bar = make_progress(progress, fs.total(), "Transferring")
         try:
-            if shown:
-                bar.advance(shown)
+            bar.advance_earlier(shown)
             after = 0
             # one renewer for the whole run: each block's leases are renewed while it moves
             with _LeaseRenewer(fs.db_path, fs.lease_msec) as renewer:
@@ -996,9 +996,9 @@ class ResumableTransfer:
                         pairs = [(src, dst) for _, src, dst in rows]
                         written.update(ops.key_dir(dst) for _, dst in pairs)
                         renewer.add(after, ids, lease)
-                        try:
+                        try:  # the block's files and bytes go onto the bar as they move
                             source.transfer_to(target, paths=pairs, block_size=len(pairs),
-                                               reencode=reencode, progress=False)
+                                               reencode=reencode, progress=bar)
                         except BaseException:
                             _, lease = renewer.remove(after)  # as the last renewal left it
                             with contextlib.suppress(Exception):
@@ -1007,6 +1007,7 @@ class ResumableTransfer:
                         renewer.remove(after)
                         fs._finish_ids(ids)
                         transferred += len(rows)
+                        shown += len(rows)
                     elif not leasing or fs.all_done():
                         break
                     else:
@@ -1021,6 +1022,9 @@ class ResumableTransfer:
             if target.backend.local_files:
                 scope = sorted(written.union(scope))
             ops.remove_orphans(target.backend, scope, owns)
+        except BaseException as error:
+            bar.close(error)
+            raise
         finally:
             bar.close()
         return transferred
@@ -1044,8 +1048,7 @@ class ResumableTransfer:
 
         with make_progress(progress, fs.total(), "Transferring") as bar, \
                 _LeaseRenewer(fs.db_path, fs.lease_msec) as renewer:
-            if first:
-                bar.advance(first)
+            bar.advance_earlier(first)
 
             def leased() -> Iterator[list[tuple[str, str]]]:
                 for rows, lease in self._leased_blocks(block_size):

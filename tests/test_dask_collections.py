@@ -434,6 +434,23 @@ def test_writes_from_a_bag_with_compression_and_the_count(where, tmp_path):
     assert os.path.exists(tmp_path / "data" / "j7.zstd")
 
 
+def test_a_watched_write_from_a_bag_advances_per_partition_and_worker(where, tmp_path):
+    cf = _file_root(tmp_path)
+    bag = db.from_sequence([(f"w{i}", b"v" * i) for i in range(60)], npartitions=6)
+    events = []
+    assert cf.puts(bag, progress=events.append) == 60
+    advances = [e for e in events if e.kind == "advance"]
+    assert len(advances) == 6  # one per partition, as it finished
+    assert sum(e.files for e in advances) == 60 and sum(e.nbytes for e in advances) == sum(range(60))
+    workers = {e.worker for e in advances}
+    if where is None:
+        assert workers == {None}
+    else:  # the cluster's workers, by address
+        assert workers <= set(where.scheduler_info()["workers"]) and workers
+    assert events[-1].kind == "close" and events[-1].cause is None
+    assert sorted(cf.list()) == sorted(f"w{i}" for i in range(60))
+
+
 def test_s3_writes_from_a_bag_carry_every_option(where, moto_server, s3_env):
     bucket = moto_server.new_bucket()
     cf = CloudFiles(f"s3://{moto_server.endpoint}/{bucket}/w", secrets=S3_SECRETS)

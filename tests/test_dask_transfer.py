@@ -267,6 +267,24 @@ def test_progress_moves_while_batches_run_on_the_calling_thread(client, tmp_path
     assert sum(e.nbytes for e in advances) == record.total_bytes()
 
 
+def test_a_transfer_shows_the_whole_cluster_and_each_worker_in_a_progress_widget(
+        client, tmp_path, fast_reports):
+    pytest.importorskip("ipywidgets")
+    from cloudfiles_dask.jupyter import ProgressWidget
+
+    src, data = _local_source(tmp_path, 800)
+    p = ProgressWidget(display=False)
+    record = transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=100, progress=p)
+    state = p.state()
+    assert state.files == 800 == record.files and state.nbytes == record.total_bytes()
+    assert set(state.workers) <= set(client.scheduler_info()["workers"])
+    assert sum(f for f, _ in state.workers.values()) == 800
+    assert {w: t.files for w, t in record.by_worker().items()} == {
+        w: f for w, (f, _) in state.workers.items()}  # the bar's split is the record's
+    assert all(w in p.workers.value for w in state.workers)
+    assert p.bar.bar_style == "success" and state.records == (record,)
+
+
 def test_the_summary_is_the_merged_record_per_worker_and_plain_data(client, tmp_path):
     src, data = _local_source(tmp_path, 300)
     record = transfer(src, f"file://{tmp_path}/dst", client=client, batch_size=20)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from cloudfiles_dask import CloudFiles
+from cloudfiles_dask.progress import Tally
 from cloudfiles_dask.resumable import LedgerError, ResumableFileSet, ResumableTransfer
 from tests.processes import stop_all
 
@@ -340,10 +341,17 @@ def test_progress_covers_the_whole_ledger(tmp_path, roots):
     events = []
     assert rt.execute(progress=events.append, block_size=20) == 50
     assert events[0].kind == "start" and events[0].total == 90
-    advances = [e.files for e in events if e.kind == "advance"]
-    assert advances[0] == 40  # starts from the finished count
-    assert sum(advances) == 90
+    advances = [e for e in events if e.kind == "advance"]
+    assert advances[0].files == 40 and advances[0].earlier  # starts from the finished count
+    assert sum(e.files for e in advances) == 90 and not any(e.earlier for e in advances[1:])
+    assert sum(e.nbytes for e in advances) == sum(len(files[k]) for k in sorted(files)[40:])
     assert events[-1].kind == "close"
+    tally = Tally()
+    for event in events:
+        tally.add(event)
+    state = tally.state()  # the rate counts the 50 moved now, not the 40 done before
+    assert state.files == 90 and state.earlier == 40
+    assert state.files_per_s == pytest.approx(50 / state.elapsed)
 
 
 def test_missing_source_raises_and_rows_stay_unfinished(tmp_path, roots):

@@ -423,10 +423,11 @@ class _Router:
     def __call__(self, event: Any) -> None:
         try:
             _, msg = event
+            worker = msg.get("worker")
             for transfer_id, index, files, nbytes in msg["batches"]:
                 listener = self.listeners.get(transfer_id)
                 if listener is not None:
-                    listener.report(int(index), int(files), int(nbytes))
+                    listener.report(int(index), int(files), int(nbytes), worker)
         except Exception:  # noqa: BLE001 - a malformed message must not break the client
             pass
 
@@ -460,24 +461,27 @@ def _unlisten(client: Any, listener: BatchProgress) -> None:
 
 class BatchProgress:
     """Advances ``bar`` (a :class:`~cloudfiles_dask.progress.Progress`) as batches move,
-    counting each file once.
+    counting each file once, and saying which worker moved it.
 
     Where the executor is a Dask cluster and the bar shows something, each task is told its
     ``progress`` key, its worker reports the batch's running totals about every
     :data:`PUBLISH_INTERVAL` seconds, and :meth:`tick` (on the driver's thread) advances the
     bar by what they add. When a batch finishes, :meth:`done` advances by what its result
-    (``measure(result) -> (files, bytes)``) adds beyond what was shown. A batch's reports are
-    running totals, so a report that arrives late, twice, or from a second attempt of the batch
-    (Dask reruns the batches of a worker that died) counts only where it goes beyond the most
-    already shown for that batch, and once the batch is done only its result counts."""
+    (``measure(result) -> (files, bytes, worker)``) adds beyond what was shown. A batch's
+    reports are running totals, so a report that arrives late, twice, or from a second attempt
+    of the batch (Dask reruns the batches of a worker that died) counts only where it goes
+    beyond the most already shown for that batch, and once the batch is done only its result
+    counts."""
 
-    def __init__(self, bar: Progress, measure: Callable[[Any], tuple[int, int]],
+    def __init__(self, bar: Progress,
+                 measure: Callable[[Any], tuple[int, int, str | None]],
                  executor: Any = None):
         self.bar = bar
         self.measure = measure
         self.id = uuid.uuid4().hex
         self._lock = threading.Lock()
-        self._reported: dict[int, tuple[int, int]] = {}  # the most each running batch reported
+        # the most each running batch reported, and from which worker
+        self._reported: dict[int, tuple[int, int, str | None]] = {}
         self._shown: dict[int, tuple[int, int]] = {}  # what the bar shows of each running batch
         self._finished: set[int] = set()
         self._client = executor.client if bar.active and isinstance(executor, DaskExecutor) else None
@@ -489,37 +493,38 @@ class BatchProgress:
         """The keyword arguments of batch ``index``'s task."""
         return {"progress": (self.id, index)} if self._client is not None else {}
 
-    def report(self, index: int, files: int, nbytes: int) -> None:
+    def report(self, index: int, files: int, nbytes: int, worker: str | None = None) -> None:
         """A worker's running totals of batch ``index`` (on the client's event loop)."""
         with self._lock:
             if index in self._finished:
                 return
-            old = self._reported.get(index, (0, 0))
-            self._reported[index] = (max(old[0], files), max(old[1], nbytes))
+            old = self._reported.get(index, (0, 0, None))
+            self._reported[index] = (max(old[0], files), max(old[1], nbytes), worker or old[2])
 
     def tick(self) -> None:
         """Advance the bar by what the reports add (on the driver's thread)."""
-        files = nbytes = 0
+        moved: dict[str | None, list[int]] = {}
         with self._lock:
-            for index, (reported_files, reported_bytes) in self._reported.items():
+            for index, (reported_files, reported_bytes, worker) in self._reported.items():
                 shown_files, shown_bytes = self._shown.get(index, (0, 0))
                 if reported_files > shown_files or reported_bytes > shown_bytes:
-                    files += max(0, reported_files - shown_files)
-                    nbytes += max(0, reported_bytes - shown_bytes)
+                    sums = moved.setdefault(worker, [0, 0])
+                    sums[0] += max(0, reported_files - shown_files)
+                    sums[1] += max(0, reported_bytes - shown_bytes)
                     self._shown[index] = (max(shown_files, reported_files),
                                           max(shown_bytes, reported_bytes))
-        if files or nbytes:
-            self.bar.advance(files, nbytes)
+        for worker, (files, nbytes) in moved.items():
+            self.bar.advance(files, nbytes, worker)
 
     def done(self, index: int, result: Any) -> None:
         """Batch ``index`` finished with ``result``: advance by what it adds to what was shown."""
-        files, nbytes = self.measure(result)
+        files, nbytes, worker = self.measure(result)
         with self._lock:
             self._finished.add(index)
             self._reported.pop(index, None)
             shown_files, shown_bytes = self._shown.pop(index, (0, 0))
         if files - shown_files > 0 or nbytes - shown_bytes > 0:
-            self.bar.advance(max(0, files - shown_files), max(0, nbytes - shown_bytes))
+            self.bar.advance(max(0, files - shown_files), max(0, nbytes - shown_bytes), worker)
 
     def close(self) -> None:
         if self._client is not None:

@@ -38,8 +38,8 @@ class Runner:
     def __enter__(self) -> Runner:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.progress.close()
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.progress.close(exc, self.recording)
 
     def threads(self, cap: int | None) -> int:
         return self.num_threads if cap is None else min(cap, self.num_threads)
@@ -101,7 +101,8 @@ def _nbytes(content: Any) -> int:
 
 def get_many(backend: Backend, units: Iterable[ReadUnit], raw: bool, runner: Runner,
              raise_errors: bool = True, part_size: int | None = None) -> list[dict]:
-    advance = runner.progress.advance if runner.progress.active else None
+    progress = runner.progress
+    advance = progress.advance if progress.active else None
     recording = runner.recording
 
     def job(unit: ReadUnit) -> dict:
@@ -111,6 +112,7 @@ def get_many(backend: Backend, units: Iterable[ReadUnit], raw: bool, runner: Run
         except Exception as e:
             if recording is not None:
                 recording.record_error(start, time.time(), e)
+            progress.fail(unit.path, e)
             if raise_errors:
                 raise
             result = {
@@ -207,7 +209,8 @@ def _stream_size(handle: Any, start: int) -> int:
 
 def put_many(backend: Backend, units: Iterable[PutUnit], runner: Runner) -> int:
     require_writable(backend)
-    advance = runner.progress.advance if runner.progress.active else None
+    progress = runner.progress
+    advance = progress.advance if progress.active else None
     recording = runner.recording
 
     def job(unit: PutUnit) -> None:
@@ -217,6 +220,7 @@ def put_many(backend: Backend, units: Iterable[PutUnit], runner: Runner) -> int:
         except Exception as e:
             if recording is not None:
                 recording.record_error(start, time.time(), e)
+            progress.fail(unit.path, e)
             raise
         if recording is not None:
             recording.record(start, time.time(), nbytes)
@@ -361,6 +365,23 @@ def _missing(src: Backend, key: str, allow_missing: bool) -> None:
         raise FileNotFoundError(f"Transfer source {src.url(key)} does not exist.")
 
 
+def _naming_failures(progress: Progress,
+                     job: Callable[[tuple[str, str]], None]) -> Callable[[tuple[str, str]], None]:
+    """``job`` over a ``(source key, destination key)`` pair, telling ``progress`` which
+    source failed before the error goes on."""
+    if not progress.active:
+        return job
+
+    def named(pair: tuple[str, str]) -> None:
+        try:
+            job(pair)
+        except Exception as e:
+            progress.fail(pair[0], e)
+            raise
+
+    return named
+
+
 def _transfer_by_copy(src: Backend, dest: Backend, pairs: Iterable[tuple[str, str]], runner: Runner, allow_missing: bool) -> int:
     progress, recording = runner.progress, runner.recording
 
@@ -376,7 +397,7 @@ def _transfer_by_copy(src: Backend, dest: Backend, pairs: Iterable[tuple[str, st
             recording.record(start, time.time(), nbytes)
         progress.advance(1, nbytes)
 
-    return len(runner.run(job, pairs, dest.write_threads))
+    return len(runner.run(_naming_failures(progress, job), pairs, dest.write_threads))
 
 
 def _transfer_by_stream(
@@ -421,7 +442,7 @@ def _transfer_by_stream(
             recording.record(start, time.time(), nbytes)
         progress.advance(1, nbytes)
 
-    return len(runner.run(job, pairs, src.read_threads))
+    return len(runner.run(_naming_failures(progress, job), pairs, src.read_threads))
 
 
 def _transfer_by_handles(

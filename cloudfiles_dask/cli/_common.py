@@ -18,9 +18,6 @@ import contextlib
 import os
 import posixpath
 import re
-import sys
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +28,7 @@ from .. import paths
 from ..cloudfiles import CloudFiles
 from ..dask.cluster import INSTALL_HINT
 from ..exceptions import CloudFilesError
+from ..progress import Progress, display_for
 
 # -- errors -------------------------------------------------------------------------------------
 
@@ -492,71 +490,17 @@ def write_bytes(data: bytes) -> None:
 # -- progress -----------------------------------------------------------------------------------
 
 
-class Bar:
-    """A tqdm bar on stderr counting files, with bytes moved and the byte rate as a postfix.
-
-    It is a progress *sink* for the library (it is called with ProgressEvents), so several calls
-    can share it; deliberately it has no ``update`` method, which would make the library treat it
-    as a bare tqdm and drop the byte counts.
-    """
-
-    def __init__(self, total: int | None, desc: str):
-        from tqdm import tqdm
-
-        self._tqdm = tqdm(total=total, desc=desc, unit="file", file=sys.stderr, dynamic_ncols=True)
-        self._lock = threading.Lock()
-        self._start = time.monotonic()
-        self.nbytes = 0
-
-    def __call__(self, event: Any) -> None:
-        if getattr(event, "kind", None) == "advance":
-            self.add(event.files, event.nbytes)
-
-    def add(self, files: int, nbytes: int = 0) -> None:
-        with self._lock:
-            self.nbytes += nbytes
-            if self.nbytes:
-                elapsed = max(time.monotonic() - self._start, 1e-6)
-                self._tqdm.set_postfix_str(
-                    f"{human_bytes(self.nbytes)}, {human_bytes(self.nbytes / elapsed)}/s",
-                    refresh=False,
-                )
-            self._tqdm.update(files)
-
-    def close(self) -> None:
-        self._tqdm.close()
-
-    def __enter__(self) -> Bar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def make_bar(show: bool, total: int | None, desc: str) -> Progress:
+    """The progress of one command, shared by its library calls (:func:`library_progress`)
+    and its own steps (``bar.advance(files, nbytes)``): the progress module's display for
+    where it runs (a tqdm bar with bytes on a terminal, a line every few seconds in a log),
+    or nothing when ``show`` is false."""
+    return Progress([display_for(desc)] if show else None, desc, total)
 
 
-class NoBar:
-    def __call__(self, event: Any) -> None:
-        pass
-
-    def add(self, files: int, nbytes: int = 0) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-def make_bar(show: bool, total: int | None, desc: str) -> Bar | NoBar:
-    return Bar(total, desc) if show else NoBar()
-
-
-def library_progress(bar: Bar | NoBar) -> Any:
+def library_progress(bar: Progress) -> Any:
     """The ``progress=`` argument to hand the library for ``bar``."""
-    return bar if isinstance(bar, Bar) else False
+    return bar if bar.active else False
 
 
 def prune_empty_dirs(path: str, include_top: bool = True) -> None:

@@ -179,7 +179,7 @@ def remove(paths: tuple[str, ...] | list[str], *, recursive: bool = False, progr
             if parallel > 1 and len(keys) > 1 and cf.config.crosses_processes:
                 size = distribute.batch_size_for(len(keys), parallel, cap=block_size)
                 distribute.run_batches(executor, distribute.delete_batch, batched(keys, size),
-                                       cf.config, on_done=lambda batch, count: bar.add(count))
+                                       cf.config, on_done=lambda batch, count: bar.advance(count))
             else:
                 cf.delete(keys, progress=library_progress(bar))
     for r in resolved or []:

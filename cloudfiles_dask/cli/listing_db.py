@@ -106,7 +106,7 @@ def list_into_sqlite(db_path: str, cloudpath: str, root: str, prefix: str, flat:
                     (last_token, rows_done, time.time()),
                 )
                 conn.execute("COMMIT")
-                bar.add(len(batch))
+                bar.advance(len(batch))
                 batch.clear()
 
             entries = cf.list(prefix=prefix, flat=flat, size=True, return_resume_token=True, resume_token=token)

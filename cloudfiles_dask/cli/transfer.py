@@ -146,7 +146,7 @@ def execute(jobs: list[Job], *, move: bool, parallel: int, progress: bool, optio
             if not job.pairs:
                 continue
             if move and _rename_whole_dir(job):
-                bar.add(len(job.pairs))
+                bar.advance(len(job.pairs))
                 done += len(job.pairs)
                 continue
             src = cloudfiles(job.src, no_sign_request=no_sign_request)
@@ -186,11 +186,11 @@ def _spread(executor: distribute.ProcessExecutor, pairs: list[tuple[str, str]], 
     if move:
         moved = distribute.run_batches(executor, distribute.move_batch, batches, src, dst,
                                        options.block_size,
-                                       on_done=lambda batch, count: bar.add(count))
+                                       on_done=lambda batch, count: bar.advance(count))
         return sum(moved)
     records = distribute.run_batches(
         executor, distribute.transfer_batch, batches, src, dst, options,
-        on_done=lambda batch, record: bar.add(record.files, record.total_bytes()))
+        on_done=lambda batch, record: bar.advance(record.files, record.total_bytes()))
     if options.resumable and dst.backend_class.local_files:
         # as transfer_to(resumable=True): what killed writers left where this one wrote
         executor.on_each_host(distribute.remove_orphans_batch,

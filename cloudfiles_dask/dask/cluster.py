@@ -38,6 +38,7 @@ from .._engine.jobs import TransferOptions
 from .._iteration import batched, batched_by
 from ..monitoring import TransmissionMonitor
 from ..progress import Progress, make_progress
+from ..progress import listing as progress_listing
 
 if TYPE_CHECKING:
     from ..cloudfiles import CloudFiles
@@ -100,8 +101,8 @@ def _size(entry: tuple[str, int | None]) -> int:
     return entry[1] or 0
 
 
-def _measure(record: TransmissionMonitor) -> tuple[int, int]:
-    return record.files, record.total_bytes()
+def _measure(record: TransmissionMonitor) -> tuple[int, int, str | None]:
+    return record.files, record.total_bytes(), record.origin
 
 
 def run_transfer(executor: Any, src: CloudFilesConfig, dest: CloudFilesConfig,
@@ -144,6 +145,9 @@ def run_transfer(executor: Any, src: CloudFilesConfig, dest: CloudFilesConfig,
             summary = TransmissionMonitor.merge(parts)
             watch.poll(force=True)
             summary.lost_workers = watch.lost()
+            for failure in summary.errors():
+                bar.fail(failure.path or "(a file of the failed batch)", failure.error or error)
+            bar.record = summary
             try:
                 error.recording = summary
             except (AttributeError, TypeError):  # an error that takes no attribute: as it is
@@ -163,6 +167,7 @@ def run_transfer(executor: Any, src: CloudFilesConfig, dest: CloudFilesConfig,
         ops.remove_orphans(process_backend(dest), scope, owns)
     summary = TransmissionMonitor.merge(records)
     summary.lost_workers = watch.lost()
+    bar.record = summary
     return summary
 
 
@@ -189,6 +194,8 @@ def transfer_on(client: Any, source: Any, destination: Any, paths: Any, options:
         # listed with sizes: a batch also closes at BATCH_BYTES, so large objects spread out
         listing = ops.list_keys(process_backend(src), "", False, True)
         total = None
+        bar = make_progress(progress, total, "Transferring")
+        listing = progress_listing(bar, listing)
         batches = ([(key, key) for key, _ in batch] for batch in batched_by(
             listing, batch_size or distribute.UNKNOWN_BATCH, distribute.BATCH_BYTES, _size))
     else:
@@ -198,7 +205,8 @@ def transfer_on(client: Any, source: Any, destination: Any, paths: Any, options:
         if batch_size is None:
             batch_size = distribute.batch_size_for(total, executor.slots)
         batches = batched(jobs.transfer_pairs(paths), batch_size)
-    with make_progress(progress, total, "Transferring") as bar:
+        bar = make_progress(progress, total, "Transferring")
+    with bar:
         return run_transfer(executor, src, dest, batches, options, bar,
                             max_in_flight=max_in_flight)
 

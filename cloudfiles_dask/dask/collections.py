@@ -38,6 +38,7 @@ from .._engine.config import CloudFilesConfig, process_backend, refuse_elsewhere
 from .._engine.jobs import PutOptions
 from .._iteration import batched_by
 from ..lib import jsonify
+from ..progress import make_progress
 from .cluster import check_count, config_of
 
 _HINT = ("Dask collections need Dask: pip install 'cloudfiles-dask[dask]' "
@@ -60,6 +61,7 @@ def _dask() -> Any:
     try:
         import dask.bag
         import dask.base
+        import dask.callbacks
         import dask.highlevelgraph
     except ImportError as error:  # pragma: no cover - exercised only without the extra
         raise ImportError(_HINT) from error
@@ -289,25 +291,27 @@ def _as_json(item: Any) -> dict:
 
 
 def put_partition(files: Iterable[Any], config: CloudFilesConfig, options: PutOptions, json: bool,
-                  origin: int | None) -> list[int]:
+                  origin: int | None, measured: bool = False) -> list[Any]:
     """The task writing one partition of a bag: the engine's threaded puts on this worker
     (``distribute.put_batch``); a path twice in the partition is refused before any write.
-    Returns ``[files written]`` (a bag partition is a list)."""
+    Returns ``[files written]`` (a bag partition is a list), or for a write someone watches
+    (``measured``) ``[(files written, bytes, the worker's address)]``."""
     _check_origin(config, origin)
     files = list(files)
     if json:
         files = [_as_json(item) for item in files]
     _ = list(jobs.unique_put_units(files, options))  # refused before the first write
-    written, _ = distribute.put_batch(files, config, options)
-    return [written]
+    written, record = distribute.put_batch(files, config, options, record=measured)
+    return [(written, record.total_bytes(), record.origin)] if record is not None else [written]
 
 
 def put_bag(target: Any, bag: Any, options: PutOptions, *, json: bool = False,
-            compute: bool = True) -> Any:
+            compute: bool = True, progress: Any = False) -> Any:
     """Write every partition of ``bag`` (``(path, content)`` pairs or put dicts) on the workers;
     the number of files written, or with ``compute=False`` a ``dask.bag.Item`` of it. Each
     call's tasks are named anew (``cloudfiles-puts-<uuid4>``): a write is never mistaken for
-    another."""
+    another. ``progress`` (when computed here) advances as partitions finish, with their
+    bytes and, on a distributed cluster, their workers."""
     dask = _dask()
     if not isinstance(bag, dask.bag.Bag):
         raise TypeError(f"puts takes a dask.bag.Bag of (path, content) pairs or dicts; got "
@@ -316,29 +320,62 @@ def put_bag(target: Any, bag: Any, options: PutOptions, *, json: bool = False,
     config = config_of(target).shippable()
     origin, _ = _ready(config)
     name = f"cloudfiles-{'put_jsons' if json else 'puts'}-{uuid4().hex}"
-    layer = {(name, i): _task((name, i), put_partition, _ref(key), config, options, json, origin)
+    watched = compute and progress is not None and progress is not False
+    layer = {(name, i): _task((name, i), put_partition, _ref(key), config, options, json, origin,
+                              watched)
              for i, key in enumerate(bag.__dask_keys__())}
     graph = dask.highlevelgraph.HighLevelGraph.from_collections(name, layer, dependencies=[bag])
-    count = dask.bag.Bag(graph, name, bag.npartitions).sum()
+    parts = dask.bag.Bag(graph, name, bag.npartitions)
+    if watched:
+        return _watched_write(dask, parts, name, progress)
+    count = parts.sum()
     return int(count.compute()) if compute else count
+
+
+def _watched_write(dask: Any, parts: Any, name: str, progress: Any) -> int:
+    """Compute the partitions of a write (``put_partition``, measured), advancing a bar as each
+    finishes: on the current distributed client as their futures complete, else through the
+    local scheduler's callback (on its scheduling thread)."""
+    written = 0
+    with make_progress(progress, None, "Uploading") as bar:
+        client = _current_client()
+        if client is not None:
+            import distributed
+
+            futures = client.compute(parts.to_delayed())
+            for _, result in distributed.as_completed(futures, with_results=True):
+                for count, nbytes, where in result:
+                    bar.advance(count, nbytes, where)
+                    written += count
+            return written
+
+        def finished(key: Any, result: Any, *_: Any) -> None:
+            if isinstance(key, tuple) and key[0] == name:
+                for count, nbytes, _where in result:
+                    bar.advance(count, nbytes)
+
+        with dask.callbacks.Callback(posttask=finished):
+            results = parts.compute()
+        return sum(count for count, _, _ in results)
 
 
 def puts(target: Any, bag: Any, content_type: str | None = None, compress: Any = None,
          compression_level: int | None = None, cache_control: str | None = None,
-         storage_class: str | None = None, raw: bool = False, compute: bool = True) -> Any:
+         storage_class: str | None = None, raw: bool = False, compute: bool = True,
+         progress: Any = False) -> Any:
     """``CloudFiles(target).puts(bag)``: write a bag of ``(path, content)`` pairs or put dicts
     on the Dask workers; returns the number of files written (``compute=False``: a
     ``dask.bag.Item`` of it)."""
     options = PutOptions(content_type, compress, compression_level, cache_control,
                          storage_class, raw)
-    return put_bag(target, bag, options, compute=compute)
+    return put_bag(target, bag, options, compute=compute, progress=progress)
 
 
 def put_jsons(target: Any, bag: Any, compress: Any = None, compression_level: int | None = None,
               cache_control: str | None = None, storage_class: str | None = None,
-              raw: bool = False, compute: bool = True) -> Any:
+              raw: bool = False, compute: bool = True, progress: Any = False) -> Any:
     """``CloudFiles(target).put_jsons(bag)``: :func:`puts` of JSON-serialisable contents,
     serialised on the workers and stored as application/json."""
     options = PutOptions(_JSON_TYPE, compress, compression_level, cache_control,
                          storage_class, raw)
-    return put_bag(target, bag, options, json=True, compute=compute)
+    return put_bag(target, bag, options, json=True, compute=compute, progress=progress)

@@ -27,6 +27,7 @@ from typing import Any
 from .. import cloudfiles as _cloudfiles
 from ..exceptions import CloudFilesError
 from . import _preview
+from ._kernel import ipywidgets
 from ._preview import Preview
 
 #: Entries on one page of the view.
@@ -50,13 +51,6 @@ _STYLE = """<style>
 .cfd-browser .cfd-right { text-align: right; }
 </style>"""
 
-
-def _ipywidgets() -> Any:
-    try:
-        import ipywidgets
-    except ImportError as e:  # pragma: no cover - the jupyter extra is installed for the tests
-        raise ImportError("The browser needs ipywidgets: pip install 'cloudfiles-dask[jupyter]'") from e
-    return ipywidgets
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +227,7 @@ class Browser:
         self.previewed: str | None = None
         self.cloudfiles: Any = None
         self.modified = False
-        self._build(_ipywidgets())
+        self._build(ipywidgets("The browser"))
         try:
             cf = location if isinstance(location, _cloudfiles.CloudFiles) else _cloudfiles.CloudFiles(location, **options)
         except (CloudFilesError, ValueError, OSError) as e:

@@ -1,0 +1,66 @@
+"""What showing progress costs a call: 20 000 small puts on file:// with no progress, with the
+notebook widget, with the terminal bar and with the log line.
+
+    python benchmarks/probe_progress.py [--files 20000] [--reps 7]
+
+The modes run interleaved, rep after rep (so a slow moment of the machine falls on all of
+them), each into a fresh directory; prints the median and best wall time of each and the
+overhead against no progress. The widget is the real ProgressWidget (its model updated ten
+times a second; outside a kernel no front end draws it, as when the browser tab is hidden).
+The text displays write to /dev/null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+from cloudfiles_dask import CloudFiles
+from cloudfiles_dask.progress import LineDisplay, TqdmDisplay
+
+
+def modes() -> dict[str, object]:
+    from cloudfiles_dask.jupyter import ProgressWidget
+
+    return {
+        "off": lambda: False,
+        "widget": lambda: ProgressWidget("probe", display=False),
+        "tqdm": lambda: TqdmDisplay("probe"),
+        "line": lambda: LineDisplay("probe"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--reps", type=int, default=7)
+    args = parser.parse_args()
+    files = [(f"d{i % 100:02d}/k{i:06d}", os.urandom(64)) for i in range(args.files)]
+    made = modes()
+    times: dict[str, list[float]] = {name: [] for name in made}
+    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as devnull:
+        for rep in range(args.reps):
+            for name, make in made.items():
+                cf = CloudFiles(f"file://{tmp}/{name}-{rep}")
+                progress = make()
+                with contextlib.redirect_stderr(devnull):
+                    start = time.perf_counter()
+                    written = cf.puts(files, progress=progress)
+                    times[name].append(time.perf_counter() - start)
+                assert written == args.files
+    base = statistics.median(times["off"])
+    print(f"{args.files} puts of 64 B on file://, {args.reps} reps interleaved "
+          f"(python {sys.version.split()[0]})")
+    print(f"{'progress':<10}{'median (s)':>12}{'best (s)':>10}{'overhead':>10}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:<10}{median:>12.3f}{min(values):>10.3f}{(median / base - 1) * 100:>9.1f}%")
+
+
+if __name__ == "__main__":
+    main()
