@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 #: ``CLOUDFILES_PROGRESS`` picks the display of ``progress=True`` instead of guessing it.
 MODES = ("auto", "widget", "tqdm", "line")
@@ -42,8 +42,9 @@ LINE_INTERVAL = 5.0
 FIRST_ERRORS = 5
 
 
-@dataclass(frozen=True, slots=True)
-class ProgressEvent:
+class ProgressEvent(NamedTuple):
+    """One event (a tuple: made once per file moved, it must cost little)."""
+
     kind: Literal["start", "advance", "error", "phase", "close"]
     desc: str
     total: int | None = None
@@ -73,8 +74,8 @@ def describe_error(error: BaseException | str) -> str:
 class Progress:
     """Fan progress events out to sinks. Thread-safe; cheap when there are no sinks."""
 
-    __slots__ = ("desc", "total", "files", "nbytes", "errors", "record", "_sinks", "_lock",
-                 "_closed", "_call")
+    __slots__ = ("desc", "total", "files", "nbytes", "errors", "record", "_sinks", "_counters",
+                 "_lock", "_closed", "_call")
 
     def __init__(self, sinks: list[Sink] | None = None, desc: str = "", total: int | None = None):
         self.desc = desc
@@ -84,6 +85,9 @@ class Progress:
         self.errors = 0
         self.record: Any = None  # the call's transfer record, handed to the sinks at close
         self._sinks = sinks or []
+        # when every sink takes advances as plain numbers (count_advance), they get them so
+        counters = [getattr(sink, "count_advance", None) for sink in self._sinks]
+        self._counters = counters if self._sinks and all(counters) else None
         self._lock = threading.Lock()
         self._closed = False
         self._call = next(_call_ids) if self._sinks else 0
@@ -103,6 +107,10 @@ class Progress:
         with self._lock:
             self.files += files
             self.nbytes += nbytes
+            if self._counters is not None:  # displays that only count: no event to make
+                for counter in self._counters:
+                    counter(files, nbytes, worker)
+                return
             self._emit(ProgressEvent("advance", self.desc, self.total, files, nbytes,
                                      worker=worker, call=self._call))
 
@@ -269,19 +277,27 @@ class Tally:
         self._failure: str | None = None
         self._records: list[Any] = []
 
+    def count_advance(self, files: int, nbytes: int, worker: str | None = None) -> None:
+        """An ``advance`` as plain numbers (what :class:`Progress` hands a counting sink)."""
+        with self._lock:
+            self.version += 1
+            self._files += files
+            self._nbytes += nbytes
+            if worker is not None:
+                moved = self._workers.setdefault(worker, [0, 0])
+                moved[0] += files
+                moved[1] += nbytes
+
     def add(self, event: ProgressEvent) -> None:
+        if event.kind == "advance" and not event.earlier:
+            self.count_advance(event.files, event.nbytes, event.worker)
+            return
         with self._lock:
             self.version += 1
             kind = event.kind
-            if kind == "advance":
+            if kind == "advance":  # files done before the call: in the counts, in no rate
                 self._files += event.files
-                self._nbytes += event.nbytes
-                if event.earlier:
-                    self._earlier += event.files
-                if event.worker is not None:
-                    moved = self._workers.setdefault(event.worker, [0, 0])
-                    moved[0] += event.files
-                    moved[1] += event.nbytes
+                self._earlier += event.files
             elif kind == "error":
                 self._errors += 1
                 if len(self._first_errors) < FIRST_ERRORS:
@@ -349,6 +365,9 @@ class TimedDisplay:
         self._drawn = -1
         self._guard = threading.Lock()  # one draw at a time (timer or closing thread)
         self._life = threading.Lock()
+
+    def count_advance(self, files: int, nbytes: int, worker: str | None = None) -> None:
+        self.tally.count_advance(files, nbytes, worker)
 
     def __call__(self, event: ProgressEvent) -> None:
         kind = event.kind
