@@ -2,8 +2,8 @@
 
 Every notebook is executed headless with nbclient on the ``python3`` kernel of this interpreter,
 in a temporary working directory, and must run top to bottom without credentials or internet.
-The binder files must exist, postBuild must install the package with its ``jupyter`` and ``dask``
-extras, and every import in every notebook must come from the standard library or from the
+The binder files must exist, postBuild must install the package with its ``jupyter``, ``dask``
+and ``monitoring`` (the transfer charts' matplotlib) extras, and every import in every notebook must come from the standard library or from the
 package's core, ``jupyter`` and ``dask`` dependencies (or be one of the few distributions those
 require, named in ``VIA_DEPENDENCY``). Every notebook is named in README.md.
 """
@@ -156,7 +156,10 @@ def test_binder_files_exist():
             assert (ROOT / name).exists(), f"{f.name} names {name}, which does not exist"
 
 
-def test_postbuild_installs_the_jupyter_and_dask_extras():
+BINDER_EXTRAS = ("jupyter", "dask", "monitoring")
+
+
+def test_postbuild_installs_the_jupyter_dask_and_monitoring_extras():
     lines = [
         ln.strip()
         for ln in (BINDER / "postBuild").read_text().splitlines()
@@ -167,9 +170,10 @@ def test_postbuild_installs_the_jupyter_and_dask_extras():
     ok = False
     for ln in installs:
         m = re.search(r"""["']?\.\[([\w,\s-]+)\]["']?""", ln)  # the repository root, ".[...]"
-        if m and {"jupyter", "dask"} <= {e.strip() for e in m.group(1).split(",")}:
+        if m and set(BINDER_EXTRAS) <= {e.strip() for e in m.group(1).split(",")}:
             ok = True
-    assert ok, f"postBuild must pip install the package from '.' with [jupyter,dask]: {installs}"
+    assert ok, (f"postBuild must pip install the package from '.' with "
+                f"[{','.join(BINDER_EXTRAS)}]: {installs}")
 
 
 def _norm(name: str) -> str:
@@ -177,7 +181,7 @@ def _norm(name: str) -> str:
 
 
 def _binder_distributions() -> set[str]:
-    """The package, its core dependencies and its jupyter and dask extras (extras of those
+    """The package, its core dependencies and the extras binder installs (extras of those
     requirements expanded one level, as pip installs them)."""
     try:
         import tomllib
@@ -187,7 +191,7 @@ def _binder_distributions() -> set[str]:
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
-    for extra in ("jupyter", "dask"):
+    for extra in BINDER_EXTRAS:
         reqs += project["optional-dependencies"][extra]
     names = {_norm(project["name"])}
     for text in reqs:
