@@ -1,13 +1,15 @@
 """What showing progress costs a call: 20 000 small puts on file:// with no progress, with the
 notebook widget, with the terminal bar and with the log line.
 
-    python benchmarks/probe_progress.py [--files 20000] [--reps 7]
+    python benchmarks/probe_progress.py [--files 20000] [--reps 7] [--dir /dev/shm] [--kernel]
 
 The modes run interleaved, rep after rep, each rep starting with another mode (so a slow
-moment of the machine falls on all of them), each into a fresh directory after the disk has caught up (sync); prints the median and best wall time of each and the
-overhead against no progress. The widget is the real ProgressWidget (its model updated ten
-times a second; outside a kernel no front end draws it, as when the browser tab is hidden).
-The text displays write to /dev/null.
+moment of the machine falls on all of them), each into a fresh directory after the disk has
+caught up (sync); prints the median and best wall time of each and the overhead against no
+progress. The widget is the real ProgressWidget, its model updated ten times a second: here
+outside a kernel (no front end draws it, as when the browser tab is hidden), and with
+``--kernel`` inside a real kernel (nbclient), where ``progress=True`` makes it and every
+redraw is a comm message the client receives. The text displays write to /dev/null.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from cloudfiles_dask import CloudFiles
 from cloudfiles_dask.progress import LineDisplay, TqdmDisplay
 
 
-def modes() -> dict[str, object]:
+def modes(in_kernel: bool) -> dict[str, object]:
     from cloudfiles_dask.jupyter import ProgressWidget
 
+    if in_kernel:  # what a notebook user gets: progress=True shows the widget in the cell
+        return {"off": lambda: False, "widget": lambda: True}
     return {
         "off": lambda: False,
         "widget": lambda: ProgressWidget("probe", display=False),
@@ -44,9 +48,14 @@ def main() -> None:
                         help="where the file:// tree goes (default: /dev/shm, a RAM disk: the "
                              "writes cost their CPU, not the disk's moods, which would hide a "
                              "few per cent); --dir /tmp for a disk")
+    parser.add_argument("--kernel", action="store_true",
+                        help="run the widget in a real Jupyter kernel (needs nbclient)")
+    parser.add_argument("--in-kernel", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.kernel:
+        return in_a_kernel(args)
     files = [(f"d{i % 100:02d}/k{i:06d}", os.urandom(64)) for i in range(args.files)]
-    made = modes()
+    made = modes(args.in_kernel)
     times: dict[str, list[float]] = {name: [] for name in made}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp, open(os.devnull, "w") as devnull:
         names = list(made)
@@ -69,6 +78,23 @@ def main() -> None:
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name:<10}{median:>12.3f}{min(values):>10.3f}{(median / base - 1) * 100:>9.1f}%")
+
+
+def in_a_kernel(args: argparse.Namespace) -> None:
+    """Run this probe's loop in a fresh python3 kernel and print what it printed."""
+    import nbclient
+    import nbformat
+
+    argv = [__file__, "--in-kernel", "--files", str(args.files), "--reps", str(args.reps)]
+    if args.dir:
+        argv += ["--dir", args.dir]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        f"import runpy, sys\nsys.argv = {argv!r}\nrunpy.run_path({__file__!r}, run_name='__main__')")]
+    nbclient.NotebookClient(nb, timeout=3600, kernel_name="python3").execute()
+    for output in nb.cells[0].outputs:
+        if output.get("name") == "stdout":
+            print(output["text"], end="")
 
 
 if __name__ == "__main__":

@@ -281,8 +281,8 @@ def test_a_transfer_shows_the_whole_cluster_and_each_worker_in_a_progress_widget
     assert sum(f for f, _ in state.workers.values()) == 800
     assert {w: t.files for w, t in record.by_worker().items()} == {
         w: f for w, (f, _) in state.workers.items()}  # the bar's split is the record's
-    assert all(w in p.workers.value for w in state.workers)
-    assert p.bar.bar_style == "success" and state.records == (record,)
+    assert all(w in p.view.value for w in state.workers)  # the split, by worker
+    assert p.style == "success" and state.records == (record,)
 
 
 def test_the_summary_is_the_merged_record_per_worker_and_plain_data(client, tmp_path):

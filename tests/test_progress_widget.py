@@ -26,11 +26,12 @@ def test_a_call_that_succeeds_leaves_the_widget_full_and_green(tmp_path):
     p = _widget()
     cf = CloudFiles(f"file://{tmp_path}/ok")
     assert cf.puts([(f"f{i}", b"abcd") for i in range(300)], progress=p) == 300
-    assert p.bar.value == 1.0 and p.bar.bar_style == "success"
+    assert p.style == "success" and "cfd-bar-success" in p.view.value
+    assert "width: 100.0%" in p.view.value
     assert "cfd-done" in p.widget._dom_classes and "cfd-progress" in p.widget._dom_classes
-    assert "300/300 files" in p.stats.value and "1.2 kB" in p.stats.value
-    assert "Uploading" in p.title.value and p.errors.value == ""
-    assert p.charts_button.layout.display == "none"  # no record kept: no charts offered
+    assert "300/300 files" in p.view.value and "1.2 kB" in p.view.value
+    assert "Uploading" in p.view.value and "cfd-errors'>" not in p.view.value
+    assert p.charts_button is None  # no record kept: no charts offered
 
 
 def test_a_call_that_partly_fails_shows_the_first_paths_and_causes(tmp_path):
@@ -44,10 +45,10 @@ def test_a_call_that_partly_fails_shows_the_first_paths_and_causes(tmp_path):
     assert sum(r["error"] is not None for r in results) == 7
     state = p.state()
     assert state.errors == 7 and state.failure is None and state.files == 12
-    assert p.bar.bar_style == "danger"
-    assert "7 errors" in p.errors.value and "bad" in p.errors.value
-    assert "and 2 more" in p.errors.value  # five named, the rest counted
-    assert "reading" in p.title.value
+    assert p.style == "danger" and "cfd-bar-danger" in p.view.value
+    assert "7 errors" in p.view.value and "bad3: DecompressionError" in p.view.value
+    assert "and 2 more" in p.view.value  # five named, the rest counted
+    assert "reading" in p.view.value
 
 
 def test_a_call_that_fails_turns_red_with_its_error(tmp_path):
@@ -56,8 +57,8 @@ def test_a_call_that_fails_turns_red_with_its_error(tmp_path):
     p = _widget()
     with pytest.raises(OSError):
         cf.puts([("taken", b"x")], progress=p)
-    assert p.bar.bar_style == "danger"
-    assert "failed:" in p.errors.value and "taken" in p.errors.value
+    assert p.style == "danger"
+    assert "failed:" in p.view.value and "taken" in p.view.value
 
 
 def test_one_widget_shared_by_calls_adds_them_up(tmp_path):
@@ -69,7 +70,7 @@ def test_one_widget_shared_by_calls_adds_them_up(tmp_path):
     down.get([f"g{i}" for i in range(5)], progress=p)
     state = p.state()
     assert (state.files, state.nbytes, state.total) == (20, 30, 20)
-    assert "20/20 files" in p.stats.value and p.bar.bar_style == "success"
+    assert "20/20 files" in p.view.value and p.style == "success"
 
 
 def test_a_transfer_offers_its_charts_and_they_are_png_images(tmp_path):
@@ -77,11 +78,14 @@ def test_a_transfer_offers_its_charts_and_they_are_png_images(tmp_path):
     src.puts([(f"k{i}", b"x" * (100 * i)) for i in range(40)])
     p = _widget()
     record = src.transfer_to(f"mem://charts-{os.getpid()}/dst", progress=p)
-    assert p.charts_button.layout.display is None  # shown
+    assert p.charts_button in p.widget.children  # offered
     assert p.state().records == (record,)
     drawn = charts(record)
     assert isinstance(drawn, Charts)
     assert drawn.gantt_png.startswith(b"\x89PNG") and drawn.throughput_png.startswith(b"\x89PNG")
+    p.charts_button.click()  # as a click in the page does: the charts go into the widget
+    [shown] = p.charts_output.outputs
+    assert "cfd-charts" in shown["data"]["text/html"]
     page = drawn._repr_html_()
     assert page.count("<img") == 2 and "40 files" in page
     with pytest.raises(TypeError, match="TransmissionMonitor"):
@@ -97,7 +101,7 @@ def test_a_widget_that_cannot_draw_says_so_inside_itself_and_the_call_goes_on(tm
     p = _widget()
     cf = CloudFiles(f"file://{tmp_path}/b")
     assert cf.puts([(f"f{i}", b"1") for i in range(20)], progress=p) == 20
-    assert "the progress display failed" in p.errors.value and "no room" in p.errors.value
+    assert "the progress display failed" in p.view.value and "no room" in p.view.value
 
 
 def test_outside_a_kernel_progress_true_is_not_a_widget():
@@ -131,6 +135,11 @@ NOTEBOOK_CELLS = [
     "cf.get([f'p/{i}' for i in range(200)], progress=p)\n"
     "cf.get([f'p/{i}' for i in range(50)], progress=p)\n"
     "print(p.state().files)",
+    "t = ProgressWidget('copy')\n"
+    "record = cf.transfer_to('mem://kernel/y', progress=t)\n"
+    "t.charts_button.click()  # as a click in the page does\n"
+    "[out] = t.charts_output.outputs\n"
+    "print(record.files, 'cfd-charts' in out['data']['text/html'])",
 ]
 
 
@@ -152,6 +161,10 @@ def test_in_a_kernel_progress_true_shows_the_widget_and_leaves_a_summary(tmp_pat
     assert [o.get("text") for o in second if o.get("name") == "stdout"] == ["250\n"]
     shared = [o["data"]["text/html"] for o in second if "text/html" in o.get("data", {})]
     assert len(shared) == 2 and "250/250 files" in shared[1]
+    third = nb.cells[2].outputs
+    assert [o.get("text") for o in third if o.get("name") == "stdout"] == ["200 True\n"]
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    bars = [m["state"] for m in state.values() if m["model_name"] == "FloatProgressModel"]
-    assert bars and all(b["bar_style"] == "success" and b["value"] == 1.0 for b in bars)
+    views = [m["state"]["value"] for m in state.values() if m["model_name"] == "HTMLModel"
+             and "cfd-bar" in m["state"].get("value", "")]
+    assert len(views) == 3 and all("cfd-bar-success" in v for v in views)
+    assert "250/250 files" in views[1] and "width: 100.0%" in views[1]

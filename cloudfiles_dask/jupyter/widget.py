@@ -34,7 +34,14 @@ _STYLE = """<style>
 .cfd-progress table { border-collapse: collapse; font-size: 90%; }
 .cfd-progress td, .cfd-progress th { padding: 0 0.8em 0 0; text-align: right; }
 .cfd-progress td:first-child, .cfd-progress th:first-child { text-align: left; }
+.cfd-progress .cfd-bar { height: 1em; margin: 0.2em 0; background: #e0e0e0;
+  border-radius: 2px; overflow: hidden; }
+.cfd-progress .cfd-fill { height: 100%; background: #2196f3; transition: width 0.1s; }
+.cfd-progress .cfd-bar-success .cfd-fill { background: #4caf50; }
+.cfd-progress .cfd-bar-danger .cfd-fill { background: #f44336; }
 </style>"""
+#: The bar's look: ``running`` while a call is open, then ``success`` or ``danger``.
+STYLES = ("running", "success", "danger")
 
 
 class ProgressWidget(TimedDisplay):
@@ -42,31 +49,25 @@ class ProgressWidget(TimedDisplay):
 
     ``desc`` labels it (else the first call's label). ``display=False`` leaves showing it to
     you (``display(p)`` or ``p`` as a cell's last line); otherwise it shows itself in the
-    output of the cell whose call starts it first. :meth:`state` gives what it shows as data.
+    output of the cell whose call starts it first. :meth:`state` gives what it shows as data;
+    :attr:`style` is ``running``, ``success`` or ``danger``.
+
+    What moves is one HTML model (:attr:`view`: title, bar, counts, errors, workers), so a
+    redraw is one message to the front end, whatever it shows.
     """
 
     interval = 1.0 / REDRAWS_PER_SECOND
 
     def __init__(self, desc: str = "", *, display: bool = True):
         super().__init__(desc)
-        w = ipywidgets("ProgressWidget")
+        self._w = w = ipywidgets("ProgressWidget")
         self._auto_display = display
         self._shown = False
-        self.title = w.HTML()
-        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0,
-                                   layout=w.Layout(width="100%"))
-        self.stats = w.HTML()
-        self.errors = w.HTML()
-        self.errors.add_class("cfd-errors")
-        self.workers = w.HTML()
-        self.charts_button = w.Button(description="Show charts", icon="bar-chart",
-                                      tooltip="The transfer's flights and throughput",
-                                      layout=w.Layout(display="none"))
-        self.charts_button.add_class("cfd-charts-button")
-        self.charts_output = w.Output()
-        self.charts_button.on_click(self._show_charts)
-        self.widget = w.VBox([w.HTML(_STYLE), self.title, self.bar, self.stats, self.errors,
-                              self.workers, self.charts_button, self.charts_output])
+        self.style = "running"
+        self.view = w.HTML()
+        self.charts_button: Any = None  # made when a call that kept a record ends
+        self.charts_output: Any = None
+        self.widget = w.VBox([self.view])
         self.widget.add_class("cfd-progress")
         self._safely(self.draw, self.state(), False)
 
@@ -76,41 +77,36 @@ class ProgressWidget(TimedDisplay):
         show(self.widget)
 
     def on_start(self, state: ProgressState) -> None:
-        self.bar.bar_style = "info"
+        self.style = "running"
         self.widget.remove_class("cfd-done")
         if self._auto_display and not self._shown:
             self._shown = True
             show(self.widget)
 
     def draw(self, state: ProgressState, final: bool) -> None:
-        label = html.escape(state.desc or "Progress")
-        if state.phase:
-            label += f" <i>({html.escape(state.phase)})</i>"
-        self.title.value = f"<b>{label}</b>"
-        fraction = state.fraction
-        if fraction is None:  # no total yet: an empty bar, the counts say how far it got
-            self.bar.value = 1.0 if not state.running and state.files else 0.0
-        else:
-            self.bar.value = fraction
-        self.stats.value = html.escape(_stats(state))
-        self.errors.value = _errors_html(state)
-        self.workers.value = _workers_html(state)
+        self.view.value = view_html(state, self.style)
 
     def on_end(self, state: ProgressState) -> None:
-        self.bar.bar_style = "success" if state.ok else "danger"
-        if state.ok and state.fraction is None:
-            self.bar.value = 1.0
+        self.style = "success" if state.ok else "danger"
+        self.view.value = view_html(state, self.style)
         self.widget.add_class("cfd-done")
-        if state.records:
-            self.charts_button.layout.display = None
+        if state.records and self.charts_button is None:
+            w = self._w
+            self.charts_button = w.Button(description="Show charts", icon="bar-chart",
+                                          tooltip="The transfer's flights and throughput")
+            self.charts_button.add_class("cfd-charts-button")
+            self.charts_button.on_click(self._show_charts)
+            self.charts_output = w.Output()
+            self.widget.children = (*self.widget.children, self.charts_button,
+                                    self.charts_output)
         if self._shown:  # what a saved notebook shows when no kernel restores the widget
             show(_Summary(state))
 
     def on_draw_error(self, error: BaseException) -> None:
         try:
-            self.errors.value = (f"<span>the progress display failed: "
-                                 f"{html.escape(type(error).__name__)}: "
-                                 f"{html.escape(str(error))}</span>")
+            self.view.value = (f"<span class='cfd-errors'>the progress display failed: "
+                               f"{html.escape(type(error).__name__)}: "
+                               f"{html.escape(str(error))}</span>")
         except Exception:  # noqa: BLE001 - the widget itself is broken: nothing left to show on
             pass
 
@@ -118,13 +114,30 @@ class ProgressWidget(TimedDisplay):
     def _show_charts(self, _button: Any = None) -> None:
         """Draw the charts of the last record kept (inside the widget; an error shows there)."""
         records = self.state().records
-        self.charts_output.clear_output()
-        with self.charts_output:
-            try:
-                show(charts(records[-1]))
-            except Exception as error:  # noqa: BLE001 - shown in the widget, not raised
-                show(_Html(f"<span class='cfd-errors'>no charts: "
-                           f"{html.escape(type(error).__name__)}: {html.escape(str(error))}</span>"))
+        try:
+            shown: Any = charts(records[-1])
+        except Exception as error:  # noqa: BLE001 - shown in the widget, not raised
+            shown = _Html(f"<span class='cfd-errors'>no charts: "
+                          f"{html.escape(type(error).__name__)}: {html.escape(str(error))}</span>")
+        # set on the model itself (not captured from a cell's output): the same in any front
+        # end, and from a click handler, which runs in no cell
+        self.charts_output.outputs = ()
+        self.charts_output.append_display_data(shown)
+
+
+def view_html(state: ProgressState, style: str = "running") -> str:
+    """The live view of ``state``: title (and phase), bar, counts, errors, workers."""
+    label = html.escape(state.desc or "Progress")
+    if state.phase:
+        label += f" <i>({html.escape(state.phase)})</i>"
+    fraction = state.fraction
+    if fraction is None:  # no total yet: an empty bar, the counts say how far it got
+        fraction = 1.0 if style == "success" else 0.0
+    return (f"{_STYLE}<div class='cfd-title'><b>{label}</b></div>"
+            f"<div class='cfd-bar cfd-bar-{style}'><div class='cfd-fill' "
+            f"style='width: {100 * fraction:.1f}%'></div></div>"
+            f"<div class='cfd-stats'>{html.escape(_stats(state))}</div>"
+            f"{_errors_html(state)}{_workers_html(state)}")
 
 
 def _stats(state: ProgressState) -> str:
