@@ -122,7 +122,10 @@ cf.browse()"""
 written = cf.puts([(f"p/{{i}}", b"x" * 100) for i in range({PUTS})], progress=True)"""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(progress)]
+    transfer = """\
+record = cf.transfer_to("mem://lab/copy", progress=True)"""
+    nb.cells = [nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(progress),
+                nbformat.v4.new_code_cell(transfer)]
     nbformat.write(nb, path)
 
 
@@ -260,7 +263,7 @@ def notebook(lab, tmp_path_factory) -> Iterator[SimpleNamespace]:
             with part(nb, "0-notebook-run", "open the notebook, wait for the kernel, run all"):
                 page.goto(f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
                           timeout=FIRST_LOAD_MS)
-                expect(cells).to_have_count(2, timeout=FIRST_LOAD_MS)
+                expect(cells).to_have_count(3, timeout=FIRST_LOAD_MS)
                 # The status bar names the kernel once one is connected ("No Kernel |
                 # Initializing" before); the toolbar's indicator says "idle" even then.
                 expect(page.locator(".jp-StatusBar-TextItem", has_text=KERNEL_IDLE)
@@ -325,3 +328,21 @@ def test_progress_widget_in_jupyterlab(notebook):
         success = cell.locator(".cfd-progress[class*='success'], .cfd-progress [class*='success']")
         expect(success.first).to_be_attached(timeout=WIDGET_MS)
         expect(cell.locator(".cfd-progress [class*='danger']")).to_have_count(0)
+
+
+def test_a_transfer_offers_its_charts_in_jupyterlab(notebook):
+    """A transfer's widget ends with a *Show charts* button; a click draws the record's Gantt
+    and throughput charts as images inside the widget."""
+    from playwright.sync_api import expect
+
+    cell = notebook.cells.nth(2)
+    with part(notebook, "5-charts", "clicking Show charts under a transfer's widget"):
+        expect(cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]"),
+                                                            timeout=KERNEL_MS)
+        cell.scroll_into_view_if_needed()
+        button = cell.locator(".cfd-progress button", has_text="Show charts")
+        expect(button).to_be_visible(timeout=WIDGET_MS)
+        button.click()
+        charts = cell.locator(".cfd-progress img.cfd-chart")
+        expect(charts).to_have_count(2, timeout=WIDGET_MS)
+        expect(cell.locator(".cfd-progress .cfd-charts")).to_contain_text("files")

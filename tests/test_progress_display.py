@@ -61,12 +61,15 @@ def test_a_read_that_fails_per_file_counts_errors_and_the_call_ends_well(tmp_pat
     assert close.kind == "close" and close.cause is None and close.files == 2
 
 
-def test_a_listed_transfer_goes_from_listing_to_transferring_with_the_total(tree, tmp_path):
-    events = _events(lambda sink: tree.transfer_to(f"file://{tmp_path}/copy", progress=sink))
+@pytest.mark.parametrize("dest", ["file", "mem"])  # a copy of files; uploads of file handles
+def test_a_listed_transfer_goes_from_listing_to_transferring_with_the_total(tree, tmp_path, dest):
+    target = f"file://{tmp_path}/copy" if dest == "file" else f"mem://listed-{os.getpid()}/copy"
+    events = _events(lambda sink: tree.transfer_to(target, progress=sink))
     phases = [(e.phase, e.total) for e in events if e.kind == "phase"]
     assert phases == [("listing", None), ("transferring", 30)]
     close = events[-1]
-    assert close.files == 30 and close.nbytes == sum(range(30))
+    assert close.files == 30 and close.nbytes == sum(range(30))  # each file's bytes counted
+    assert sum(e.files for e in events if e.kind == "advance") == 30
     assert close.record is not None and close.record.files == 30  # the call's record
 
 

@@ -454,7 +454,8 @@ def _transfer_by_handles(
     content_type: str | None,
     allow_missing: bool,
 ) -> int:
-    writer = _quiet(runner, runner.recording)
+    # each file's write reports itself, with its bytes, to the transfer's progress
+    writer = Runner(runner.num_threads, runner.green, runner.progress, runner.recording)
     written = 0
     for block in batched(pairs, block_size):
         handles = []
@@ -473,7 +474,6 @@ def _transfer_by_handles(
             for handle in handles:
                 handle.close()
         written += len(units)
-        runner.progress.advance(len(units))
     return written
 
 
