@@ -30,6 +30,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -74,7 +75,7 @@ def describe_error(error: BaseException | str) -> str:
 class Progress:
     """Fan progress events out to sinks. Thread-safe; cheap when there are no sinks."""
 
-    __slots__ = ("desc", "total", "files", "nbytes", "errors", "record", "_sinks", "_counters",
+    __slots__ = ("desc", "total", "files", "nbytes", "errors", "record", "_sinks", "_moved",
                  "_lock", "_closed", "_call")
 
     def __init__(self, sinks: list[Sink] | None = None, desc: str = "", total: int | None = None):
@@ -85,12 +86,17 @@ class Progress:
         self.errors = 0
         self.record: Any = None  # the call's transfer record, handed to the sinks at close
         self._sinks = sinks or []
-        # when every sink takes advances as plain numbers (count_advance), they get them so
-        counters = [getattr(sink, "count_advance", None) for sink in self._sinks]
-        self._counters = counters if self._sinks and all(counters) else None
         self._lock = threading.Lock()
         self._closed = False
         self._call = next(_call_ids) if self._sinks else 0
+        # When every sink only counts (a display: it has ``watch``), an advance is one append
+        # to this queue, which they drain when they draw: no lock and no event per file. Then
+        # this object's own ``files``/``nbytes`` stay 0: the displays hold the counts.
+        self._moved: deque[tuple[int, int, str | None]] | None = None
+        if self._sinks and all(hasattr(sink, "watch") for sink in self._sinks):
+            self._moved = deque()
+            for sink in self._sinks:
+                sink.watch(self._call, self._moved)
         self._emit(ProgressEvent("start", desc, total, call=self._call))
 
     @property
@@ -102,15 +108,15 @@ class Progress:
             sink(event)
 
     def advance(self, files: int = 1, nbytes: int = 0, worker: str | None = None) -> None:
+        moved = self._moved
+        if moved is not None:
+            moved.append((files, nbytes, worker))  # atomic: safe from any thread
+            return
         if not self._sinks:
             return
         with self._lock:
             self.files += files
             self.nbytes += nbytes
-            if self._counters is not None:  # displays that only count: no event to make
-                for counter in self._counters:
-                    counter(files, nbytes, worker)
-                return
             self._emit(ProgressEvent("advance", self.desc, self.total, files, nbytes,
                                      worker=worker, call=self._call))
 
@@ -207,6 +213,7 @@ class ProgressState:
     running: bool
     failure: str | None  # the error that ended a call (None: every call ended well)
     records: tuple[Any, ...] = field(default=())  # the transfer records of the calls that ended
+    version: int = 0  # the tally's count of changes when this was copied
 
     @property
     def files_per_s(self) -> float:
@@ -276,28 +283,43 @@ class Tally:
         self._elapsed = 0.0  # seconds of the periods with a call open, before the current one
         self._failure: str | None = None
         self._records: list[Any] = []
+        self._queues: dict[int, deque[tuple[int, int, str | None]]] = {}
 
-    def count_advance(self, files: int, nbytes: int, worker: str | None = None) -> None:
-        """An ``advance`` as plain numbers (what :class:`Progress` hands a counting sink)."""
+    def watch(self, call: int, moved: deque[tuple[int, int, str | None]]) -> None:
+        """Count the advances call ``call`` appends to ``moved`` (see :class:`Progress`)."""
         with self._lock:
-            self.version += 1
-            self._files += files
-            self._nbytes += nbytes
-            if worker is not None:
-                moved = self._workers.setdefault(worker, [0, 0])
-                moved[0] += files
-                moved[1] += nbytes
+            self._queues[call] = moved
+
+    def _count(self, files: int, nbytes: int, worker: str | None) -> None:
+        self._files += files
+        self._nbytes += nbytes
+        if worker is not None:
+            moved = self._workers.setdefault(worker, [0, 0])
+            moved[0] += files
+            moved[1] += nbytes
+
+    def _drain(self) -> None:
+        """Count what the watched queues hold (under the lock)."""
+        for queue in self._queues.values():
+            if queue:
+                self.version += 1
+            while queue:
+                self._count(*queue.popleft())
+
+    def changed_since(self, version: int) -> bool:
+        with self._lock:
+            return self.version != version or any(self._queues.values())
 
     def add(self, event: ProgressEvent) -> None:
-        if event.kind == "advance" and not event.earlier:
-            self.count_advance(event.files, event.nbytes, event.worker)
-            return
         with self._lock:
             self.version += 1
             kind = event.kind
-            if kind == "advance":  # files done before the call: in the counts, in no rate
-                self._files += event.files
-                self._earlier += event.files
+            if kind == "advance":
+                if event.earlier:  # files done before the call: in the counts, in no rate
+                    self._files += event.files
+                    self._earlier += event.files
+                else:
+                    self._count(event.files, event.nbytes, event.worker)
             elif kind == "error":
                 self._errors += 1
                 if len(self._first_errors) < FIRST_ERRORS:
@@ -314,6 +336,8 @@ class Tally:
                 if not self.desc:
                     self.desc = event.desc
             elif kind == "close":
+                self._drain()  # the call's last advances came before its close
+                self._queues.pop(event.call, None)
                 self._open.discard(event.call)
                 if event.cause is not None and self._failure is None:
                     self._failure = event.cause
@@ -330,6 +354,7 @@ class Tally:
 
     def state(self) -> ProgressState:
         with self._lock:
+            self._drain()
             totals = list(self._totals.values())
             elapsed = self._elapsed + (time.monotonic() - self._started
                                        if self._started is not None else 0.0)
@@ -341,7 +366,7 @@ class Tally:
                 first_errors=tuple(self._first_errors),
                 workers={w: (f, b) for w, (f, b) in self._workers.items()},
                 elapsed=elapsed, running=bool(self._open), failure=self._failure,
-                records=tuple(self._records))
+                records=tuple(self._records), version=self.version)
 
 
 class TimedDisplay:
@@ -366,8 +391,9 @@ class TimedDisplay:
         self._guard = threading.Lock()  # one draw at a time (timer or closing thread)
         self._life = threading.Lock()
 
-    def count_advance(self, files: int, nbytes: int, worker: str | None = None) -> None:
-        self.tally.count_advance(files, nbytes, worker)
+    def watch(self, call: int, moved: deque[tuple[int, int, str | None]]) -> None:
+        """Take call ``call``'s advances from the queue ``moved`` (see :class:`Progress`)."""
+        self.tally.watch(call, moved)
 
     def __call__(self, event: ProgressEvent) -> None:
         kind = event.kind
@@ -394,12 +420,12 @@ class TimedDisplay:
 
     def _tick(self, stop: threading.Event) -> None:
         while not stop.wait(self.interval):
-            if self.tally.version != self._drawn:
+            if self.tally.changed_since(self._drawn):
                 self._redraw(self.tally.state(), False)
 
     def _redraw(self, state: ProgressState, final: bool) -> None:
         with self._guard:
-            self._drawn = self.tally.version
+            self._drawn = state.version
             self._safely(self.draw, state, final)
 
     def _safely(self, fn: Callable[..., Any], *args: Any) -> None:
