@@ -3,8 +3,12 @@ and ``cloudfiles license``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -73,22 +77,38 @@ def net_print(duration: float, interval: float, one_line: bool) -> None:
     started = time.monotonic()
     sampler.start_sampling()
     try:
-        while True:
-            time.sleep(interval)
-            elapsed = time.monotonic() - started
-            click.echo(rate_line(elapsed, *sampler.current_bps(interval)), nl=False)
-            click.echo(ending, nl=False)
-            click.get_text_stream("stdout").flush()
-            if duration and elapsed >= duration:
-                if one_line:
-                    click.echo("")
-                return
-    except KeyboardInterrupt:
+        with _ctrl_c_sets() as interrupted:
+            while not interrupted.wait(interval):
+                elapsed = time.monotonic() - started
+                click.echo(rate_line(elapsed, *sampler.current_bps(interval)), nl=False)
+                click.echo(ending, nl=False)
+                click.get_text_stream("stdout").flush()
+                if duration and elapsed >= duration:
+                    if one_line:
+                        click.echo("")
+                    return
         sampler.stop_sampling()
         elapsed = time.monotonic() - started
         click.echo(rate_line(elapsed, *sampler.current_bps(interval)))
     finally:
         sampler.stop_sampling()
+
+
+@contextlib.contextmanager
+def _ctrl_c_sets() -> Iterator[threading.Event]:
+    """An event Ctrl-C (SIGINT) sets, instead of raising KeyboardInterrupt wherever the main
+    thread happens to be: one raised between a lock's acquire and its block would leave the
+    lock held, and the sampler thread, then its join, would wait for it forever."""
+    interrupted = threading.Event()
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    except ValueError:  # not the main thread: Ctrl-C cannot reach this command anyway
+        yield interrupted
+        return
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @net.command("histogram")
@@ -111,11 +131,8 @@ def net_histogram(duration: float, interval: float, filename: str) -> None:
     """
     charts.require(("psutil", "matplotlib", "numpy"), "watch net histogram")
     sampler = IOSampler(buffer_sec=max(duration * 2, 1.0), interval=interval)
-    with sampler:
-        try:
-            time.sleep(duration + 0.1)
-        except KeyboardInterrupt:
-            pass  # chart what was sampled so far
+    with sampler, _ctrl_c_sets() as interrupted:
+        interrupted.wait(duration + 0.1)  # Ctrl-C: chart what was sampled so far
     if not filename and _can_show():
         sampler.plot_histogram()
         return
