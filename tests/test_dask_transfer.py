@@ -240,7 +240,7 @@ def test_a_task_on_each_host_runs_on_a_replacement_when_every_worker_of_the_host
         return os.getpid()
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, \
             distributed.Client(cluster) as c:
         c.wait_for_workers(1, timeout=60)
         [first] = c.run(os.getpid).values()
