@@ -402,17 +402,24 @@ def http_server():
         yield server
 
 
-def test_first_page_shows_while_the_rest_still_lists_http(browse, http_server):
-    for i in range(12):
-        http_server.put(f"bucket/root/big/k{i:02d}", b"v" * i)
+def hold_later_pages(http_server) -> Gate:
+    """A gate the server's listing requests after the first page (those with a pageToken)
+    wait at."""
     gate = Gate()
 
-    def hold_later_pages(request):
+    def hold(request):
         if request.args.get("pageToken"):
             gate.hold()
         return None
 
-    http_server.handlers.append(hold_later_pages)
+    http_server.handlers.append(hold)
+    return gate
+
+
+def test_first_page_shows_while_the_rest_still_lists_http(browse, http_server):
+    for i in range(12):
+        http_server.put(f"bucket/root/big/k{i:02d}", b"v" * i)
+    gate = hold_later_pages(http_server)
     try:
         browser = browse(f"{http_server.url}/bucket/root", prefix="big", page_size=5)
         assert browser.wait_for_page(LIMIT)
@@ -454,14 +461,7 @@ def test_a_new_navigation_drops_the_old_listing(browse, http_server):
 def test_close_stops_the_listing(browse, http_server):
     for i in range(9):
         http_server.put(f"bucket/root/k{i}", b"k")
-    gate = Gate()
-
-    def hold_later_pages(request):
-        if request.args.get("pageToken"):
-            gate.hold()
-        return None
-
-    http_server.handlers.append(hold_later_pages)
+    gate = hold_later_pages(http_server)
     try:
         browser = browse(f"{http_server.url}/bucket/root", page_size=5)
         assert browser.wait_for_page(LIMIT) and gate.holding.wait(LIMIT)
