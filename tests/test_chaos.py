@@ -1035,6 +1035,30 @@ def test_interrupted_in_process_then_resumed(sources, fresh, tmp_path, gcs_serve
 
 
 # -- Dask: worker processes SIGKILLed mid-transfer -------------------------------------------------------------
+def _until_a_kill(run: Run, seed_text: str, killer_for: Any, job: Any) -> int:
+    """``job(attempt, killer)`` with a WorkerKiller (``killer_for(plans)``) running beside it,
+    again with earlier kill moments while a run ends before its first kill (see
+    :func:`_dask_attempts`); the attempt that was interrupted. A job that fails, a killer that
+    fails, or no attempt interrupted fails the test with the run's record."""
+    for attempt, plans in enumerate(_dask_attempts(seed_text), 1):
+        killer = killer_for(plans)
+        killer.start()
+        try:
+            job(attempt, killer)
+        except Exception as e:  # noqa: BLE001 - reported with the run
+            run.notes["failed"] = f"{type(e).__name__}: {e}"
+        finally:
+            killer.stop.set()
+            killer.join(60)
+            run.kills = killer.kills
+        assert killer.error is None, f"{run.text()}\n{killer.error!r}"
+        assert "failed" not in run.notes, run.text()
+        if killer.kills:
+            return attempt
+        run.notes[f"attempt {attempt}"] = "finished before its first kill: run again, earlier"
+    raise AssertionError(f"{run.text()}\nno attempt was interrupted: nothing was tested")
+
+
 @pytest.fixture
 def dask_client(gcs_server):
     """A fresh LocalCluster of two worker processes per test (a cluster whose workers were
@@ -1178,27 +1202,17 @@ def test_dask_transfer_with_workers_sigkilled(sources, fresh, dask_client, fast_
     src, dest = sources[src_kind], fresh(dest_kind)
     keys = keys_for(src_kind, dest_kind)
     run = Run(f"dask transfer_to {src_kind}->{dest_kind}", SEED, len(keys))
-    for attempt, plans in enumerate(_dask_attempts(f"dask:{SEED}:{run.pair}"), 1):
-        killer = WorkerKiller(dask_client, dest, len(keys), plans, _local_side(src, dest))
-        killer.start()
-        try:
-            record = CloudFiles(src.cloudpath).transfer_to(
-                CloudFiles(dest.cloudpath, composite_upload_threshold=THRESHOLD), paths=keys,
-                block_size=8, client=dask_client, progress=killer.progress)
-            run.notes["files in the record"] = record.files
-            run.notes["lost workers"] = len(record.lost_workers)
-        except Exception as e:  # noqa: BLE001 - reported with the run
-            run.notes["transfer failed"] = f"{type(e).__name__}: {e}"
-        finally:
-            killer.stop.set()
-            killer.join(60)
-            run.kills = killer.kills
-        assert killer.error is None, f"{run.text()}\n{killer.error!r}"
-        assert "transfer failed" not in run.notes, run.text()
-        if killer.kills:
-            break
-        run.notes[f"attempt {attempt}"] = "finished before its first kill: run again, earlier"
-    assert killer.kills, run.text()  # else nothing was tested
+
+    def transfer(attempt: int, killer: WorkerKiller) -> None:
+        record = CloudFiles(src.cloudpath).transfer_to(
+            CloudFiles(dest.cloudpath, composite_upload_threshold=THRESHOLD), paths=keys,
+            block_size=8, client=dask_client, progress=killer.progress)
+        run.notes["files in the record"] = record.files
+        run.notes["lost workers"] = len(record.lost_workers)
+
+    _until_a_kill(run, f"dask:{SEED}:{run.pair}",
+                  lambda plans: WorkerKiller(dask_client, dest, len(keys), plans,
+                                             _local_side(src, dest)), transfer)
     conclude(run, dest, keys, None)
 
 
@@ -1213,27 +1227,19 @@ def test_dask_resumable_with_workers_sigkilled(sources, fresh, dask_client, fast
     src, dest = sources[src_kind], fresh(dest_kind)
     keys = keys_for(src_kind, dest_kind)
     run = Run(f"dask ResumableTransfer.execute {src_kind}->{dest_kind}", SEED, len(keys))
-    for attempt, plans in enumerate(_dask_attempts(f"dask-rt:{SEED}:{run.pair}"), 1):
-        db = str(tmp_path / f"job-{attempt}.db")  # a fresh ledger: the last one is all done
-        rt = ResumableTransfer(db, lease_msec=10_000)
-        rt.init(src.cloudpath, dest.cloudpath)
-        killer = WorkerKiller(dask_client, dest, len(keys), plans, _local_side(src, dest))
-        killer.start()
+
+    def execute(attempt: int, killer: WorkerKiller) -> None:
+        rt = ResumableTransfer(str(tmp_path / f"job-{attempt}.db"), lease_msec=10_000)
+        rt.init(src.cloudpath, dest.cloudpath)  # a fresh ledger: an earlier one is all done
         try:
             run.notes["transferred"] = rt.execute(client=dask_client,
                                                   block_size=max(4, len(keys) // 10),
                                                   progress=killer.progress)
-        except Exception as e:  # noqa: BLE001 - reported with the run
-            run.notes["execute failed"] = f"{type(e).__name__}: {e}"
         finally:
-            killer.stop.set()
-            killer.join(60)
-            run.kills = killer.kills
             rt.fileset.close()
-        assert killer.error is None, f"{run.text()}\n{killer.error!r}"
-        assert "execute failed" not in run.notes, run.text()
-        if killer.kills:
-            break
-        run.notes[f"attempt {attempt}"] = "finished before its first kill: run again, earlier"
-    assert killer.kills, run.text()  # else nothing was tested
+
+    attempt = _until_a_kill(run, f"dask-rt:{SEED}:{run.pair}",
+                            lambda plans: WorkerKiller(dask_client, dest, len(keys), plans,
+                                                       _local_side(src, dest)), execute)
+    db = str(tmp_path / f"job-{attempt}.db")
     conclude(run, dest, keys, db)
